@@ -1,0 +1,538 @@
+//! The sans-IO execution engine.
+//!
+//! The script is executed from the root on every run, with an explicit stack of [`Frame`]s
+//! instead of Rust recursion, so neither deep scripts nor long `next` chains can overflow the
+//! stack. Completeness follows the reference's global flag (SPEC §1.6): instructions that wait
+//! clear it, `par` starts each branch with it set and ORs the branches, `xor` resets it before
+//! each branch.
+
+mod env;
+mod errors;
+mod instr;
+mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::rc::Rc;
+
+use ed25519_dalek::SigningKey;
+use serde_json::{Value as JValue, json};
+
+pub use errors::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
+
+use crate::interpreter::{CallRequest, CallResult, Limits};
+use crate::parser::{Ast, Fold, Instr, Iterable, NodeId};
+use crate::trace::{FoldCtx, ParCtx, TraceError, TraceHandler};
+use crate::value::Tetraplet;
+use env::{Cursor, Env, Item};
+
+/// Run parameters the engine needs.
+pub(crate) struct Ctx<'a> {
+    pub init_peer_id: &'a str,
+    pub current_peer_id: &'a str,
+    pub timestamp: u64,
+    pub ttl: u32,
+    pub particle_id: &'a str,
+    pub key: SigningKey,
+    pub limits: &'a Limits,
+}
+
+/// `%last_error%` or `:error:` with its arming flag.
+#[derive(Debug, Clone)]
+struct ErrorSlot {
+    object: Rc<JValue>,
+    tetraplet: Option<Rc<Tetraplet>>,
+    armed: bool,
+}
+
+impl ErrorSlot {
+    fn none() -> Self {
+        ErrorSlot { object: Rc::new(json!({"error_code": 0, "message": ""})), tetraplet: None, armed: true }
+    }
+}
+
+struct StreamFold {
+    ctx: FoldCtx,
+    stream: String,
+    slot: usize,
+    visited: HashSet<usize>,
+    pending: VecDeque<Vec<usize>>,
+    observed: bool,
+    iterator: String,
+    body: NodeId,
+    last: Option<NodeId>,
+    base_scope: usize,
+}
+
+enum NewKind {
+    Scalar(String, usize),
+    Stream(String),
+    Canon(String),
+}
+
+enum Frame {
+    Seq { right: NodeId },
+    ParLeft { right: NodeId, ctx: ParCtx },
+    ParRight { ctx: ParCtx, left: Result<(), ExecError>, left_complete: bool },
+    XorLeft { right: NodeId },
+    XorRight,
+    New(NewKind),
+    FoldScalar { iterator: String, prev_scope: usize },
+    Next { iterator: String, prev_scope: usize },
+    Last { iterator: String },
+    StreamGen { fold: usize, prev_scope: usize },
+}
+
+enum Step {
+    Exec(NodeId),
+    Return(Result<(), ExecError>),
+}
+
+/// What a run produced.
+pub(crate) struct RunResult {
+    pub result: Result<(), ExecError>,
+    pub trace: Vec<crate::data::State>,
+    pub next_peers: Vec<String>,
+    pub call_requests: Vec<CallRequest>,
+    pub lcid: u32,
+    pub unconsumed: Vec<u32>,
+}
+
+/// One run of the interpreter over a parsed script.
+pub(crate) struct Engine<'a> {
+    ast: &'a Ast,
+    ctx: Ctx<'a>,
+    trace: TraceHandler,
+    env: Env,
+    complete: bool,
+    last_error: ErrorSlot,
+    error: ErrorSlot,
+    next_peers: Vec<String>,
+    call_requests: BTreeMap<u32, CallRequest>,
+    lcid: u32,
+    call_results: &'a BTreeMap<u32, CallResult>,
+    consumed: BTreeSet<u32>,
+    stream_folds: Vec<StreamFold>,
+    steps: u64,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        ast: &'a Ast,
+        ctx: Ctx<'a>,
+        trace: TraceHandler,
+        lcid: u32,
+        call_results: &'a BTreeMap<u32, CallResult>,
+    ) -> Self {
+        Engine {
+            ast,
+            ctx,
+            trace,
+            env: Env::new(),
+            complete: true,
+            last_error: ErrorSlot::none(),
+            error: ErrorSlot::none(),
+            next_peers: Vec::new(),
+            call_requests: BTreeMap::new(),
+            lcid,
+            call_results,
+            consumed: BTreeSet::new(),
+            stream_folds: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    /// Executes the whole script.
+    pub fn run(mut self) -> RunResult {
+        let result = self.execute();
+        // compact the generations of the streams still in scope
+        let slots: Vec<(usize, u32)> =
+            self.env.streams.values().flat_map(|slots| slots.iter().flatten()).flat_map(|s| s.compacted()).collect();
+        for (pos, g) in slots {
+            self.trace.set_generation(pos, g);
+        }
+        let unconsumed = self.call_results.keys().filter(|id| !self.consumed.contains(id)).copied().collect();
+        RunResult {
+            result,
+            trace: self.trace.into_result(),
+            next_peers: self.next_peers,
+            call_requests: self.call_requests.into_values().collect(),
+            lcid: self.lcid,
+            unconsumed,
+        }
+    }
+
+    fn execute(&mut self) -> Result<(), ExecError> {
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut step = Step::Exec(self.ast.root);
+        loop {
+            step = match step {
+                Step::Exec(node) => {
+                    self.steps += 1;
+                    if self.steps > self.ctx.limits.max_steps {
+                        let msg = format!("more than {} instructions executed", self.ctx.limits.max_steps);
+                        return Err(UncatchableError::LimitExceeded(msg).into());
+                    }
+                    if stack.len() > self.ctx.limits.max_stack {
+                        let msg = format!("more than {} nested instructions", self.ctx.limits.max_stack);
+                        return Err(UncatchableError::LimitExceeded(msg).into());
+                    }
+                    if self.trace.result.len() > self.ctx.limits.max_trace_len {
+                        let msg = format!("trace longer than {} states", self.ctx.limits.max_trace_len);
+                        return Err(UncatchableError::LimitExceeded(msg).into());
+                    }
+                    self.start(node, &mut stack)
+                }
+                Step::Return(result) => match stack.pop() {
+                    None => return result,
+                    Some(frame) => self.resume(frame, result, &mut stack),
+                },
+            };
+        }
+    }
+
+    fn trace_err(&self, node: NodeId, error: TraceError) -> ExecError {
+        UncatchableError::Trace { instruction: self.ast.node(node).instr.head(), error }.into()
+    }
+
+    fn is_next(&self, node: NodeId) -> bool {
+        matches!(self.ast.node(node).instr, Instr::Next(_))
+    }
+
+    fn start(&mut self, node: NodeId, stack: &mut Vec<Frame>) -> Step {
+        let ast = self.ast;
+        match &ast.node(node).instr {
+            Instr::Seq(l, r) => {
+                stack.push(Frame::Seq { right: *r });
+                Step::Exec(*l)
+            }
+            Instr::Par(l, r) => match self.trace.par_start() {
+                Ok(ctx) => {
+                    self.complete = !self.is_next(*l);
+                    stack.push(Frame::ParLeft { right: *r, ctx });
+                    Step::Exec(*l)
+                }
+                Err(e) => Step::Return(Err(self.trace_err(node, e))),
+            },
+            Instr::Xor(l, r) => {
+                self.complete = true;
+                stack.push(Frame::XorLeft { right: *r });
+                Step::Exec(*l)
+            }
+            Instr::Null => Step::Return(Ok(())),
+            Instr::Never => {
+                self.complete = false;
+                Step::Return(Ok(()))
+            }
+            Instr::Match { left, right, body, negate } => match self.exec_match(node, left, right, *negate) {
+                Ok(true) => Step::Exec(*body),
+                Ok(false) => Step::Return(Ok(())),
+                Err(e) => Step::Return(Err(e)),
+            },
+            Instr::New { name, body } => {
+                let kind = if name.starts_with('$') || name.starts_with('%') {
+                    self.env.streams.entry(name.clone()).or_default().push(None);
+                    NewKind::Stream(name.clone())
+                } else if name.starts_with('#') {
+                    self.env.canons.entry(name.clone()).or_default().push(None);
+                    NewKind::Canon(name.clone())
+                } else {
+                    NewKind::Scalar(name.clone(), self.env.new_scalar(name))
+                };
+                stack.push(Frame::New(kind));
+                Step::Exec(*body)
+            }
+            Instr::Call(c) => Step::Return(self.exec_call(node, c)),
+            Instr::Canon(c) => Step::Return(self.exec_canon(node, c)),
+            Instr::Ap(a) => Step::Return(self.exec_ap(node, a)),
+            Instr::ApMap(a) => Step::Return(self.exec_ap_map(node, a)),
+            Instr::Fail(f) => Step::Return(self.exec_fail(node, f)),
+            Instr::Fold(f) => self.start_fold(node, f, stack),
+            Instr::Next(it) => self.start_next(it, stack),
+        }
+    }
+
+    fn resume(&mut self, frame: Frame, result: Result<(), ExecError>, stack: &mut Vec<Frame>) -> Step {
+        match frame {
+            Frame::Seq { right } => match result {
+                Ok(()) if self.complete => Step::Exec(right),
+                other => Step::Return(other),
+            },
+            Frame::ParLeft { right, mut ctx } => {
+                if let Err(ExecError::Uncatchable(_)) = result {
+                    return Step::Return(result);
+                }
+                let left_complete = self.complete;
+                self.trace.par_left_done(&mut ctx);
+                self.complete = !self.is_next(right);
+                stack.push(Frame::ParRight { ctx, left: result, left_complete });
+                Step::Exec(right)
+            }
+            Frame::ParRight { ctx, left, left_complete } => {
+                if let Err(ExecError::Uncatchable(_)) = result {
+                    return Step::Return(result);
+                }
+                self.trace.par_right_done(&ctx);
+                self.complete = left_complete || self.complete;
+                match (left, result) {
+                    (Err(_), Err(e)) => Step::Return(Err(e)),
+                    _ => {
+                        self.last_error.armed = true;
+                        Step::Return(Ok(()))
+                    }
+                }
+            }
+            Frame::XorLeft { right } => match result {
+                Err(ExecError::Catchable(_)) => {
+                    self.complete = true;
+                    self.last_error.armed = true;
+                    self.error.armed = true;
+                    stack.push(Frame::XorRight);
+                    Step::Exec(right)
+                }
+                other => Step::Return(other),
+            },
+            Frame::XorRight => {
+                if result.is_ok() {
+                    self.error = ErrorSlot::none();
+                }
+                Step::Return(result)
+            }
+            Frame::New(kind) => {
+                match kind {
+                    NewKind::Scalar(name, mark) => self.env.end_new_scalar(&name, mark),
+                    NewKind::Stream(name) => {
+                        let slot = self.env.streams.get_mut(&name).and_then(|s| s.pop()).flatten();
+                        if let Some(stream) = slot {
+                            for (pos, g) in stream.compacted() {
+                                self.trace.set_generation(pos, g);
+                            }
+                        }
+                    }
+                    NewKind::Canon(name) => {
+                        if let Some(slots) = self.env.canons.get_mut(&name) {
+                            slots.pop();
+                        }
+                    }
+                }
+                Step::Return(result)
+            }
+            Frame::FoldScalar { iterator, prev_scope } => {
+                self.env.exit_iteration(prev_scope);
+                if let Some(c) = self.env.iterators.get_mut(&iterator) {
+                    c.pop();
+                }
+                Step::Return(result)
+            }
+            Frame::Next { iterator, prev_scope } => {
+                self.env.exit_iteration(prev_scope);
+                let mut fold = None;
+                if let Some(c) = self.env.iterators.get_mut(&iterator).and_then(|c| c.last_mut()) {
+                    c.idx = c.idx.saturating_sub(1);
+                    fold = c.stream_fold;
+                }
+                if let Some(fi) = fold {
+                    let sf = &mut self.stream_folds[fi];
+                    self.trace.iteration_end(&mut sf.ctx);
+                    self.trace.iteration_after(&mut sf.ctx);
+                }
+                Step::Return(result)
+            }
+            Frame::Last { iterator } => {
+                let fold = self.env.iterators.get(&iterator).and_then(|c| c.last()).and_then(|c| c.stream_fold);
+                if let Some(fi) = fold {
+                    let sf = &mut self.stream_folds[fi];
+                    self.trace.iteration_after(&mut sf.ctx);
+                }
+                Step::Return(result)
+            }
+            Frame::StreamGen { fold, prev_scope } => {
+                self.env.exit_iteration(prev_scope);
+                let iterator = self.stream_folds[fold].iterator.clone();
+                if let Some(c) = self.env.iterators.get_mut(&iterator) {
+                    c.pop();
+                }
+                let complete = self.complete;
+                let sf = &mut self.stream_folds[fold];
+                self.trace.iteration_end(&mut sf.ctx);
+                sf.observed |= complete;
+                match result {
+                    Err(ExecError::Uncatchable(_)) => Step::Return(result),
+                    // catchable errors end this generation only
+                    _ => self.next_generation(fold, stack),
+                }
+            }
+        }
+    }
+
+    fn start_fold(&mut self, node: NodeId, f: &Fold, stack: &mut Vec<Frame>) -> Step {
+        if self.env.iterators.get(&f.iterator).is_some_and(|c| !c.is_empty()) {
+            return Step::Return(Err(UncatchableError::IterableShadowing(f.iterator.clone()).into()));
+        }
+        let stream = match &f.iterable {
+            Iterable::Value(v) => {
+                let items = match self.fold_items(node, v) {
+                    Ok(Some(items)) => items,
+                    Ok(None) => {
+                        self.complete = false;
+                        return Step::Return(Ok(()));
+                    }
+                    Err(e) => return Step::Return(Err(e)),
+                };
+                if items.is_empty() {
+                    return Step::Return(Ok(()));
+                }
+                let base_scope = self.env.scope;
+                self.env.iterators.entry(f.iterator.clone()).or_default().push(Cursor {
+                    items: Rc::new(items),
+                    idx: 0,
+                    body: f.body,
+                    last: f.last,
+                    base_scope,
+                    stream_fold: None,
+                });
+                let prev_scope = self.env.enter_iteration(base_scope);
+                stack.push(Frame::FoldScalar { iterator: f.iterator.clone(), prev_scope });
+                return Step::Exec(f.body);
+            }
+            Iterable::Stream(n) | Iterable::StreamMap(n) => n,
+        };
+        if self.env.stream(stream).is_none() {
+            self.complete = false;
+            return Step::Return(Ok(()));
+        }
+        let ctx = match self.trace.fold_start() {
+            Ok(ctx) => ctx,
+            Err(e) => return Step::Return(Err(self.trace_err(node, e))),
+        };
+        let slot = self.env.streams[stream].len() - 1;
+        self.stream_folds.push(StreamFold {
+            ctx,
+            stream: stream.clone(),
+            slot,
+            visited: HashSet::new(),
+            pending: VecDeque::new(),
+            observed: false,
+            iterator: f.iterator.clone(),
+            body: f.body,
+            last: f.last,
+            base_scope: self.env.scope,
+        });
+        self.next_generation(self.stream_folds.len() - 1, stack)
+    }
+
+    /// Starts the next generation of a stream fold, or a new pass over values appended since,
+    /// or ends the fold.
+    fn next_generation(&mut self, fi: usize, stack: &mut Vec<Frame>) -> Step {
+        loop {
+            let sf = &mut self.stream_folds[fi];
+            let stream = self.env.streams.get_mut(&sf.stream).and_then(|s| s.get_mut(sf.slot)).and_then(|s| s.as_mut());
+            let Some(stream) = stream else {
+                let sf = self.stream_folds.pop().expect("open stream fold");
+                self.trace.fold_end(sf.ctx);
+                return Step::Return(Ok(()));
+            };
+            if let Some(group) = sf.pending.pop_front() {
+                let items: Vec<Item> = group.iter().map(|i| stream.values[*i].item.clone()).collect();
+                sf.visited.extend(group.iter().copied());
+                let first_pos = items[0].trace_pos;
+                self.trace.iteration_start(&mut sf.ctx, first_pos);
+                let (iterator, body, last, base_scope) = (sf.iterator.clone(), sf.body, sf.last, sf.base_scope);
+                self.env.iterators.entry(iterator).or_default().push(Cursor {
+                    items: Rc::new(items),
+                    idx: 0,
+                    body,
+                    last,
+                    base_scope,
+                    stream_fold: Some(fi),
+                });
+                self.complete = true;
+                let prev_scope = self.env.enter_iteration(base_scope);
+                stack.push(Frame::StreamGen { fold: fi, prev_scope });
+                return Step::Exec(body);
+            }
+            // a pass is over: iterate what was appended meanwhile, generation by generation
+            stream.open_new_generation();
+            let mut groups: Vec<Vec<usize>> = Vec::new();
+            let mut last_key = None;
+            for i in stream.ordered() {
+                if sf.visited.contains(&i) {
+                    continue;
+                }
+                let key = (stream.values[i].source, stream.values[i].generation);
+                if last_key != Some(key) {
+                    groups.push(Vec::new());
+                    last_key = Some(key);
+                }
+                groups.last_mut().expect("pushed").push(i);
+            }
+            if groups.is_empty() {
+                let sf = self.stream_folds.pop().expect("open stream fold");
+                self.complete = sf.observed;
+                self.trace.fold_end(sf.ctx);
+                return Step::Return(Ok(()));
+            }
+            sf.pending.extend(groups);
+        }
+    }
+
+    fn start_next(&mut self, iterator: &str, stack: &mut Vec<Frame>) -> Step {
+        let Some(cursor) = self.env.iterators.get_mut(iterator).and_then(|c| c.last_mut()) else {
+            return Step::Return(Err(UncatchableError::FoldStateNotFound(iterator.to_string()).into()));
+        };
+        let fold = cursor.stream_fold;
+        if cursor.idx + 1 < cursor.items.len() {
+            cursor.idx += 1;
+            let (pos, body, base) = (cursor.items[cursor.idx].trace_pos, cursor.body, cursor.base_scope);
+            if let Some(fi) = fold {
+                let sf = &mut self.stream_folds[fi];
+                self.trace.iteration_next(&mut sf.ctx);
+                self.trace.iteration_start(&mut sf.ctx, pos);
+            }
+            let prev_scope = self.env.enter_iteration(base);
+            stack.push(Frame::Next { iterator: iterator.to_string(), prev_scope });
+            return Step::Exec(body);
+        }
+        if let Some(last) = cursor.last {
+            self.complete = true;
+            stack.push(Frame::Last { iterator: iterator.to_string() });
+            return Step::Exec(last);
+        }
+        if let Some(fi) = fold {
+            self.complete = false;
+            let sf = &mut self.stream_folds[fi];
+            self.trace.iteration_after(&mut sf.ctx);
+        }
+        Step::Return(Ok(()))
+    }
+
+    /// Records a catchable error raised by an instruction in `%last_error%` and `:error:`.
+    fn raise(
+        &mut self,
+        node: NodeId,
+        error: CatchableError,
+        peer_id: Option<&str>,
+        tetraplet: Option<Tetraplet>,
+    ) -> ExecError {
+        let object = json!({
+            "error_code": error.code(),
+            "message": error.to_string(),
+            "instruction": self.ast.node(node).instr.head(),
+        });
+        let tetraplet = tetraplet.map(Rc::new);
+        if error.affects_last_error() && self.last_error.armed {
+            // %last_error% always names a peer: the call's peer, or this one
+            let mut last = object.clone();
+            last["peer_id"] = JValue::String(peer_id.unwrap_or(self.ctx.current_peer_id).to_string());
+            self.last_error = ErrorSlot { object: Rc::new(last), tetraplet: tetraplet.clone(), armed: false };
+        }
+        if self.error.armed {
+            // :error: names a peer only for call and canon errors
+            let mut object = object;
+            if let Some(p) = peer_id {
+                object["peer_id"] = JValue::String(p.to_string());
+            }
+            self.error = ErrorSlot { object: Rc::new(object), tetraplet, armed: false };
+        }
+        ExecError::Catchable(error)
+    }
+}

@@ -1,0 +1,255 @@
+//! Resolving values (SPEC §1.2): JSON value plus tetraplets, or a join when a variable is not
+//! known yet.
+
+use std::rc::Rc;
+
+use serde_json::Value as JValue;
+
+use super::Engine;
+use super::env::{Item, Lookup};
+use super::errors::{CatchableError, ExecError};
+use crate::parser::{Accessor, Lambda, NodeId, Value};
+use crate::value::{LambdaError, Step, Tetraplet, apply_steps, step_from_value};
+
+/// A resolved value.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub value: Rc<JValue>,
+    /// One per value, or one per element for canon streams and maps.
+    pub tetraplets: Vec<Rc<Tetraplet>>,
+}
+
+impl Resolved {
+    fn one(value: JValue, tetraplet: Tetraplet) -> Self {
+        Resolved { value: Rc::new(value), tetraplets: vec![Rc::new(tetraplet)] }
+    }
+
+    /// The single tetraplet (the first one, or the given fallback).
+    pub fn tetraplet_or(&self, fallback: &Tetraplet) -> Rc<Tetraplet> {
+        self.tetraplets.first().cloned().unwrap_or_else(|| Rc::new(fallback.clone()))
+    }
+}
+
+/// `Ok(None)` is a join: a variable is not known yet.
+pub(crate) type Resolution<T> = Result<Option<T>, CatchableError>;
+
+impl Engine<'_> {
+    fn literal(&self) -> Tetraplet {
+        Tetraplet::literal(self.ctx.init_peer_id)
+    }
+
+    /// A scalar or iterator item.
+    fn scalar_item(&self, name: &str) -> Resolution<Item> {
+        if let Some(item) = self.env.iterator(name) {
+            return Ok(Some(item.clone()));
+        }
+        match self.env.scalar(name) {
+            Lookup::Found(item) => Ok(Some(item.clone())),
+            Lookup::Cleared => Err(CatchableError::VariableWasNotInitializedAfterNew(name.to_string())),
+            Lookup::NotFound => Ok(None),
+        }
+    }
+
+    fn steps(&self, lambda: &Lambda) -> Resolution<Vec<Step>> {
+        let mut steps = Vec::with_capacity(lambda.accessors.len());
+        for a in &lambda.accessors {
+            steps.push(match a {
+                Accessor::Field(f) => Step::Field(f.clone()),
+                Accessor::Index(i) => Step::Index(*i),
+                Accessor::Scalar(name) => {
+                    let Some(item) = self.scalar_item(name)? else { return Ok(None) };
+                    step_from_value(&item.value)?
+                }
+            });
+        }
+        Ok(Some(steps))
+    }
+
+    /// Resolves a value.
+    pub(crate) fn resolve(&self, value: &Value) -> Resolution<Resolved> {
+        Ok(Some(match value {
+            Value::Literal(s) => Resolved::one(JValue::String(s.clone()), self.literal()),
+            Value::Number(crate::parser::Number::Int(i)) => Resolved::one(JValue::from(*i), self.literal()),
+            Value::Number(crate::parser::Number::Float(f)) => Resolved::one(
+                serde_json::Number::from_f64(*f).map(JValue::Number).unwrap_or(JValue::Null),
+                self.literal(),
+            ),
+            Value::Bool(b) => Resolved::one(JValue::Bool(*b), self.literal()),
+            Value::EmptyArray => Resolved::one(JValue::Array(Vec::new()), self.literal()),
+            Value::InitPeerId => Resolved::one(JValue::String(self.ctx.init_peer_id.to_string()), self.literal()),
+            Value::Timestamp => Resolved::one(JValue::from(self.ctx.timestamp), self.literal()),
+            Value::Ttl => Resolved::one(JValue::from(self.ctx.ttl), self.literal()),
+            Value::LastError(lambda) | Value::Error(lambda) => {
+                let slot = if matches!(value, Value::LastError(_)) { &self.last_error } else { &self.error };
+                let tetraplet = slot.tetraplet.as_deref().cloned().unwrap_or_else(|| self.literal());
+                match lambda {
+                    None => Resolved { value: slot.object.clone(), tetraplets: vec![Rc::new(tetraplet)] },
+                    Some(l) => {
+                        let Some(steps) = self.steps(l)? else { return Ok(None) };
+                        let v = apply_steps(&slot.object, &steps)?.clone();
+                        Resolved::one(v, tetraplet)
+                    }
+                }
+            }
+            Value::Scalar { name, lambda } => {
+                let Some(item) = self.scalar_item(name)? else { return Ok(None) };
+                match lambda {
+                    None => Resolved { value: item.value, tetraplets: vec![item.tetraplet] },
+                    Some(l) => {
+                        let Some(steps) = self.steps(l)? else { return Ok(None) };
+                        let v = apply_steps(&item.value, &steps)?.clone();
+                        Resolved::one(v, item.tetraplet.with_lens(&l.to_string()))
+                    }
+                }
+            }
+            Value::ScalarLength(name) => {
+                let Some(item) = self.scalar_item(name)? else { return Ok(None) };
+                match &*item.value {
+                    JValue::Array(a) => {
+                        Resolved::one(JValue::from(a.len()), Tetraplet { lens: ".length".into(), ..Default::default() })
+                    }
+                    other => return Err(CatchableError::LengthFunctorAppliedToNotArray(other.clone())),
+                }
+            }
+            Value::Canon { name, lambda } => {
+                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                match lambda {
+                    None => Resolved {
+                        value: Rc::new(JValue::Array(canon.elements.iter().map(|e| (*e.value).clone()).collect())),
+                        tetraplets: canon.elements.iter().map(|e| e.tetraplet.clone()).collect(),
+                    },
+                    Some(l) => {
+                        let Some(steps) = self.steps(l)? else { return Ok(None) };
+                        let (first, rest) = steps.split_first().expect("a lambda has accessors");
+                        let idx = match first {
+                            Step::Index(i) => *i as usize,
+                            Step::Field(f) => {
+                                return Err(LambdaError::FieldAccessorAppliedToStream { field_name: f.clone() }.into());
+                            }
+                        };
+                        let Some(el) = canon.elements.get(idx) else {
+                            return Err(LambdaError::CanonStreamNotHaveEnoughValues {
+                                stream_size: canon.elements.len(),
+                                idx,
+                            }
+                            .into());
+                        };
+                        let v = apply_steps(&el.value, rest)?.clone();
+                        Resolved { value: Rc::new(v), tetraplets: vec![el.tetraplet.clone()] }
+                    }
+                }
+            }
+            Value::CanonLength(name) => {
+                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                Resolved::one(
+                    JValue::from(canon.elements.len()),
+                    Tetraplet {
+                        peer_pk: self.ctx.current_peer_id.to_string(),
+                        service_id: ".length".into(),
+                        ..Default::default()
+                    },
+                )
+            }
+            Value::CanonMap { name, lambda } => {
+                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                match lambda {
+                    None => {
+                        let mut map = serde_json::Map::new();
+                        for e in &canon.elements {
+                            let (k, v) = kv(&e.value);
+                            match map.entry(k).or_insert_with(|| JValue::Array(Vec::new())) {
+                                JValue::Array(a) => a.push(v),
+                                _ => unreachable!("only arrays are inserted"),
+                            }
+                        }
+                        Resolved {
+                            value: Rc::new(JValue::Object(map)),
+                            tetraplets: canon.elements.iter().map(|e| e.tetraplet.clone()).collect(),
+                        }
+                    }
+                    Some(l) => {
+                        let Some(steps) = self.steps(l)? else { return Ok(None) };
+                        let (first, rest) = steps.split_first().expect("a lambda has accessors");
+                        let key = match first {
+                            Step::Field(f) => f.clone(),
+                            Step::Index(i) => i.to_string(),
+                        };
+                        let matching: Vec<&Item> = canon.elements.iter().filter(|e| kv(&e.value).0 == key).collect();
+                        match rest.split_first() {
+                            None => Resolved::one(
+                                JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect()),
+                                canon.tetraplet.with_lens(&l.to_string()),
+                            ),
+                            Some((Step::Index(i), rest)) => {
+                                let values: JValue = JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect());
+                                let Some(el) = matching.get(*i as usize) else {
+                                    return Err(
+                                        LambdaError::ValueNotContainSuchArrayIdx { value: values, idx: *i }.into()
+                                    );
+                                };
+                                let v = apply_steps(&kv(&el.value).1, rest)?.clone();
+                                Resolved { value: Rc::new(v), tetraplets: vec![el.tetraplet.clone()] }
+                            }
+                            Some((Step::Field(f), _)) => {
+                                let values: JValue = JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect());
+                                return Err(LambdaError::FieldAccessorNotMatchValue {
+                                    value: values,
+                                    field_name: f.clone(),
+                                }
+                                .into());
+                            }
+                        }
+                    }
+                }
+            }
+            Value::CanonMapLength(name) => {
+                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                Resolved::one(JValue::from(canon.elements.len()), canon.tetraplet.with_lens("length"))
+            }
+            Value::Stream(name) | Value::StreamMap(name) => {
+                return Err(CatchableError::VariableNotFound(name.clone()));
+            }
+        }))
+    }
+
+    /// Items of a fold over a value; `Ok(None)` is a join.
+    pub(crate) fn fold_items(&mut self, node: NodeId, iterable: &Value) -> Result<Option<Vec<Item>>, ExecError> {
+        let items = (|| -> Resolution<Vec<Item>> {
+            match iterable {
+                Value::Canon { name, lambda: None } | Value::CanonMap { name, lambda: None } => {
+                    let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                    Ok(Some(canon.elements.clone()))
+                }
+                _ => {
+                    let Some(r) = self.resolve(iterable)? else { return Ok(None) };
+                    let JValue::Array(values) = &*r.value else {
+                        return Err(CatchableError::FoldIteratesOverNonArray((*r.value).clone(), iterable.to_string()));
+                    };
+                    let base = r.tetraplet_or(&self.literal());
+                    Ok(Some(
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| Item {
+                                value: Rc::new(v.clone()),
+                                tetraplet: Rc::new(base.with_lens(&format!(".$.[{i}]"))),
+                                trace_pos: None,
+                            })
+                            .collect(),
+                    ))
+                }
+            }
+        })();
+        items.map_err(|e| self.raise(node, e, None, None))
+    }
+}
+
+/// Splits a stream map element `{"key":…,"value":…}` into (key as string, value).
+pub(crate) fn kv(element: &JValue) -> (String, JValue) {
+    let key = match element.get("key") {
+        Some(JValue::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    (key, element.get("value").cloned().unwrap_or(JValue::Null))
+}
