@@ -53,12 +53,14 @@ mod exec;
 mod interpreter;
 pub mod parser;
 pub mod peer_id;
+mod plugin;
 pub mod simulate;
 mod trace;
 mod value;
 
 pub use data::{Data, DataError, State};
 pub use exec::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
+pub use plugin::AirPlugin;
 pub use interpreter::{CallRequest, CallResult, CallResults, Limits, Outcome, RunParams, run};
 pub use trace::TraceError;
 pub use value::{LambdaError, Tetraplet};
