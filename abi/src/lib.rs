@@ -74,6 +74,9 @@ mod loader;
 mod manifest;
 mod root;
 
+#[cfg(feature = "compliance")]
+pub mod compliance;
+
 pub mod air;
 pub mod dht;
 pub mod effector;

@@ -179,7 +179,7 @@ pub const fn lib_header<P: Provider>() -> LibHeader {
 /// The symbol abi_stable 0.11 reads the header from; `export_plugin!` spells it out (it needs a
 /// literal), a test checks it against abi_stable.
 #[cfg(test)]
-const ROOT_SYMBOL: &str = "_as_lib_header_root_module_loader";
+const ROOT_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
 /// Exports a [`Provider`] as this library's weft plugin.
 ///
@@ -197,7 +197,7 @@ macro_rules! export_plugin {
     };
     ($provider:ty, abi = $abi:expr) => {
         #[doc(hidden)]
-        #[unsafe(export_name = "_as_lib_header_root_module_loader")]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static __WEFT_ROOT_MODULE: $crate::__private::LibHeader = $crate::__private::lib_header::<$provider>();
 
         #[doc(hidden)]
