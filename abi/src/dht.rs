@@ -61,9 +61,7 @@ impl DhtFfi for Exported {
         guard("dht.bootstrap", || self.0.bootstrap())
     }
     fn find_peer(&self, peer: RStr<'_>, timeout_ms: u64) -> RResult<RVec<RString>, Error> {
-        guard("dht.find_peer", || {
-            Ok(strings(self.0.find_peer(peer.as_str(), Duration::from_millis(timeout_ms))?))
-        })
+        guard("dht.find_peer", || Ok(strings(self.0.find_peer(peer.as_str(), Duration::from_millis(timeout_ms))?)))
     }
     fn neighborhood(&self, key: RSlice<'_, u8>, count: u32, timeout_ms: u64) -> RResult<RVec<RString>, Error> {
         guard("dht.neighborhood", || {

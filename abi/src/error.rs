@@ -125,10 +125,7 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("code", &self.code)
-            .field("message", &self.message.as_str())
-            .finish()
+        f.debug_struct("Error").field("code", &self.code).field("message", &self.message.as_str()).finish()
     }
 }
 

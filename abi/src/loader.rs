@@ -34,7 +34,9 @@ pub enum LoadError {
         reason: String,
     },
     /// A shared library, but not a weft plugin.
-    #[error("plugin {path}: not a weft plugin (no {symbol} symbol); weft plugins export one with weft_abi::export_plugin!")]
+    #[error(
+        "plugin {path}: not a weft plugin (no {symbol} symbol); weft plugins export one with weft_abi::export_plugin!"
+    )]
     NotAPlugin {
         /// The path.
         path: PathBuf,
@@ -163,7 +165,10 @@ impl Plugin {
         let module = header.init_root_module::<PluginRef>().map_err(|e| match e {
             LibraryError::RootModule { err, .. } => LoadError::Init {
                 path: path_buf.clone(),
-                error: Error::new(ErrorCode::PANIC, format!("plugin initialisation failed: {}", first_line(&err.to_string()))),
+                error: Error::new(
+                    ErrorCode::PANIC,
+                    format!("plugin initialisation failed: {}", first_line(&err.to_string())),
+                ),
             },
             other => LoadError::Layout { path: path_buf.clone(), detail: first_line(&other.to_string()) },
         })?;
@@ -261,8 +266,7 @@ impl Plugin {
     pub fn effector(&self, config: &str, dir: &Path) -> Result<effector::Loaded> {
         let ctor = self.module.effector().ok_or_else(|| self.missing(Kind::EFFECTOR))?;
         let dir = dir.to_str().ok_or_else(|| Error::config(format!("path {} is not UTF-8", dir.display())))?;
-        let inner =
-            ctor(config.into(), dir.into()).into_result().map_err(|e| e.context(self.ctx(Kind::EFFECTOR)))?;
+        let inner = ctor(config.into(), dir.into()).into_result().map_err(|e| e.context(self.ctx(Kind::EFFECTOR)))?;
         Ok(effector::Loaded::new(inner, self.name().to_owned()))
     }
 }
@@ -278,4 +282,3 @@ pub fn is_plugin_file_name(file_name: &str) -> bool {
     let prefix = format!("{}weft_plugin_", std::env::consts::DLL_PREFIX);
     file_name.starts_with(&prefix) && file_name.ends_with(std::env::consts::DLL_SUFFIX)
 }
-

@@ -96,8 +96,7 @@ pub struct PluginModule {
     pub(crate) manifest: extern "C" fn() -> RResult<RawManifest, Error>,
     // Function pointer types are spelled out: the StableAbi derive reads them syntactically.
     pub(crate) storage: Option<extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<StorageBox, Error>>,
-    pub(crate) transport:
-        Option<extern "C" fn(RStr<'_>, RSlice<'_, u8>, SinkBox) -> RResult<TransportBox, Error>>,
+    pub(crate) transport: Option<extern "C" fn(RStr<'_>, RSlice<'_, u8>, SinkBox) -> RResult<TransportBox, Error>>,
     pub(crate) dht: Option<extern "C" fn(RStr<'_>, RSlice<'_, u8>) -> RResult<DhtBox, Error>>,
     pub(crate) air: Option<extern "C" fn(RStr<'_>) -> RResult<AirBox, Error>>,
     #[sabi(last_prefix_field)]

@@ -135,8 +135,7 @@ impl StorageFfi for Exported {
     ) -> RResult<RVec<RawEntry>, Error> {
         guard("storage.scan", || {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            let entries =
-                self.0.scan(prefix.as_slice(), start_after.map(|s| s.as_slice()).into_option(), limit)?;
+            let entries = self.0.scan(prefix.as_slice(), start_after.map(|s| s.as_slice()).into_option(), limit)?;
             Ok(entries.into_iter().map(|(k, v)| RawEntry { key: k.into(), value: v.into() }).collect())
         })
     }
@@ -184,18 +183,14 @@ impl Backend for Loaded {
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
-        let ops = ops
-            .into_iter()
-            .map(|op| RawOp { key: op.key.into(), value: op.value.map(RVec::from).into() })
-            .collect();
+        let ops =
+            ops.into_iter().map(|op| RawOp { key: op.key.into(), value: op.value.map(RVec::from).into() }).collect();
         self.inner.apply(ops).into_result()
     }
 
     fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let entries = self
-            .inner
-            .scan(prefix.into(), start_after.map(RSlice::from).into(), limit as u64)
-            .into_result()?;
+        let entries =
+            self.inner.scan(prefix.into(), start_after.map(RSlice::from).into(), limit as u64).into_result()?;
         Ok(entries.into_iter().map(|e| (e.key.into_vec(), e.value.into_vec())).collect())
     }
 

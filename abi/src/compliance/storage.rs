@@ -12,9 +12,12 @@ use crate::storage::{Backend, Op};
 /// Opens a backend over a directory (called again on the same directory to test reopening).
 pub type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Backend>;
 
+/// One named case of the suite.
+type Case = (&'static str, fn(Open<'_>, &Path));
+
 /// Runs every case, each in a fresh temporary directory. Panics on the first failure, naming it.
 pub fn run(open: Open<'_>) {
-    let cases: [(&str, fn(Open<'_>, &Path)); 12] = [
+    let cases: [Case; 12] = [
         ("get on an empty store", empty),
         ("put, get, overwrite", put_get_overwrite),
         ("delete", delete),

@@ -1,0 +1,65 @@
+//! `weft`: run and manage a weft node.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// weft: a peer-to-peer platform for distributed services.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about = None)]
+struct Args {
+    /// The node's data directory (default: $XDG_DATA_HOME/weft or ~/.local/share/weft).
+    #[arg(long, global = true, env = "WEFT_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The configuration file (default: <data dir>/config.toml when it exists).
+    #[arg(long, global = true, env = "WEFT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A directory with plugin libraries, searched before the configured ones (repeatable).
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the plugins found, their kinds and versions, and why any was refused.
+    Plugins,
+    /// Manage the node's modules.
+    #[command(subcommand)]
+    Module(cli::module::Command),
+    /// Compile modules ahead of time into the cache, on all cores.
+    Precompile(cli::precompile::Args),
+    /// Manage the AOT cache.
+    #[command(subcommand)]
+    Cache(cli::cache::Command),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging(args.verbose);
+    let options = weft_host::Options {
+        data_dir: args.data_dir.clone(),
+        config: args.config.clone(),
+        plugin_dirs: args.plugin_dirs.clone(),
+    };
+    let result = match args.command {
+        Command::Plugins => cli::plugins::run(&options),
+        Command::Module(cmd) => cli::module::run(&options, cmd),
+        Command::Precompile(a) => cli::precompile::run(&options, &a),
+        Command::Cache(cmd) => cli::cache::run(&options, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", cli::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

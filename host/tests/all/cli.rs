@@ -1,0 +1,163 @@
+//! The `weft` binary as a person uses it: exit codes, one-line errors, what the store holds after.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::default_plugin_dir;
+
+/// A `weft` command against its own data dir, finding the workspace's plugins.
+pub struct Weft {
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Weft {
+    pub fn new() -> Self {
+        Self { data_dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--plugin-dir")
+            .arg(default_plugin_dir())
+            .args(args)
+            .env_remove("WEFT_CONFIG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("weft runs")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "weft {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns its stderr, which must be exactly one line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "weft {args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+        assert!(err.starts_with("error: "), "{err:?}");
+        err
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.data_dir.path().join(name)
+    }
+}
+
+pub fn write(path: &Path, bytes: &[u8]) -> PathBuf {
+    std::fs::write(path, bytes).unwrap();
+    path.to_path_buf()
+}
+
+#[test]
+fn plugins_lists_the_default_storage_plugins() {
+    let weft = Weft::new();
+    let out = weft.ok(&["plugins"]);
+    assert!(out.contains("sled") && out.contains("redb"), "{out}");
+    assert!(out.contains("storage    sled (configured)"), "{out}");
+}
+
+#[test]
+fn a_malformed_config_is_one_line() {
+    let weft = Weft::new();
+    let cfg = write(&weft.path("bad.toml"), b"[plugins]\nstorage = 5\n");
+    let err = weft.fails(&["--config", cfg.to_str().unwrap(), "plugins"]);
+    assert!(err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn a_missing_storage_plugin_is_one_line() {
+    let weft = Weft::new();
+    let cfg = write(&weft.path("c.toml"), b"[plugins]\nstorage = \"nosuch\"\n");
+    let err = weft.fails(&["--config", cfg.to_str().unwrap(), "module", "list"]);
+    assert!(err.contains("nosuch") && err.contains("sled"), "{err}");
+}
+
+/// Every key and value in the node's store, read through the configured storage plugin (loaded
+/// from its `.so`, as `weft` loads it). The store is closed again before this returns.
+fn dump(weft: &Weft) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let options = weft_host::Options {
+        data_dir: Some(weft.data_dir.path().to_path_buf()),
+        config: None,
+        plugin_dirs: vec![default_plugin_dir()],
+    };
+    let host = weft_host::Host::open(&options).expect("the store opens");
+    let backend = host.store.backend();
+    let mut all = Vec::new();
+    loop {
+        let after = all.last().map(|(k, _): &(Vec<u8>, Vec<u8>)| k.clone());
+        let page = backend.scan(b"", after.as_deref(), 1000).expect("scan");
+        if page.is_empty() {
+            break;
+        }
+        all.extend(page);
+    }
+    all
+}
+
+fn greeting() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/modules/greeting.wat")
+}
+
+#[test]
+fn adding_a_garbage_file_fails_in_one_line_and_changes_nothing() {
+    let weft = Weft::new();
+    weft.ok(&["module", "add", greeting().to_str().unwrap()]);
+    let before = dump(&weft);
+    assert!(!before.is_empty());
+
+    let garbage = write(&weft.path("garbage.wasm"), b"\x7fELF this is not WebAssembly at all");
+    let err = weft.fails(&["module", "add", garbage.to_str().unwrap()]);
+    assert!(err.contains("garbage.wasm") && err.contains("not a WebAssembly module"), "{err}");
+    assert_eq!(dump(&weft), before, "a failed add changed the store");
+
+    // One bad file among good ones: nothing at all is added.
+    let truncated = write(&weft.path("truncated.wasm"), &b"\0asm\x01\0\0\0\x01\x05"[..]);
+    let good = write(&weft.path("other.wat"), b"(module (@custom \"weft-interface\" \"\"))");
+    let out = weft.run(&["module", "add", good.to_str().unwrap(), truncated.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("truncated.wasm") && !err.contains("other.wat"), "{err}");
+    assert_eq!(dump(&weft), before, "a failed add changed the store");
+
+    // A file that does not exist.
+    let err = weft.fails(&["module", "add", weft.path("nosuch.wasm").to_str().unwrap()]);
+    assert!(err.contains("nosuch.wasm") && err.contains("cannot read"), "{err}");
+    assert_eq!(dump(&weft), before, "a failed add changed the store");
+}
+
+#[test]
+fn add_list_inspect_precompile_gc() {
+    let weft = Weft::new();
+    let file = greeting();
+    let out = weft.ok(&["module", "add", file.to_str().unwrap()]);
+    let hash = out.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(hash.len(), 64, "{out}");
+    // Adding again is idempotent and says so.
+    assert!(weft.ok(&["module", "add", file.to_str().unwrap()]).contains("already stored"));
+
+    let list = weft.ok(&["module", "list"]);
+    assert!(list.contains(&hash) && list.contains("greeting"), "{list}");
+
+    let inspect = weft.ok(&["module", "inspect", &hash[..8]]);
+    assert!(inspect.contains("greet(name: string) -> string"), "{inspect}");
+    assert!(inspect.contains("compiled   no"), "{inspect}");
+
+    let out = weft.ok(&["precompile", "--all"]);
+    assert!(out.contains("compiled 1 module"), "{out}");
+    let inspect = weft.ok(&["module", "inspect", file.to_str().unwrap()]);
+    assert!(inspect.contains("stored     yes") && inspect.contains("compiled   yes"), "{inspect}");
+    // Compiled artifacts are reused.
+    assert!(weft.ok(&["precompile", "--all"]).contains("1 module(s) already compiled"));
+
+    let gc = weft.ok(&["cache", "gc"]);
+    assert!(gc.contains("removed 0") && gc.contains("kept 1"), "{gc}");
+
+    let err = weft.fails(&["module", "inspect", "0000000000"]);
+    assert!(err.contains("0000000000"), "{err}");
+}

@@ -1,0 +1,5 @@
+//! The host's integration tests: one binary, a module per area.
+
+mod cli;
+mod plugins;
+mod support;
