@@ -15,7 +15,9 @@ pub enum Error {
         source: weft_abi::Error,
     },
     /// A blob's bytes do not hash to its key.
-    #[error("blob {hash} is corrupt (its bytes hash to {actual}); it was not used — remove it and add the content again")]
+    #[error(
+        "blob {hash} is corrupt (its bytes hash to {actual}); it was not used — remove it and add the content again"
+    )]
     Corrupt {
         /// The key it is stored under.
         hash: Hash,

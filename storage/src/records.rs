@@ -94,7 +94,9 @@ pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, key: &dyn std::fmt
             Ok((_, trailing)) => Err(err(format!("{} trailing bytes", trailing.len()))),
             Err(e) => Err(err(format!("{e}"))),
         },
-        Some((v, _)) => Err(err(format!("format version {v} is not one this weft reads (it reads {FORMAT}); upgrade weft"))),
+        Some((v, _)) => {
+            Err(err(format!("format version {v} is not one this weft reads (it reads {FORMAT}); upgrade weft")))
+        }
     }
 }
 

@@ -226,9 +226,14 @@ impl Store {
     pub fn artifacts(&self) -> Result<Vec<(ArtifactKey, ArtifactRecord)>> {
         let mut out = Vec::new();
         self.scan(ARTIFACT, |k, v| {
-            let (Ok(module), Ok(engine)) = (<[u8; 32]>::try_from(&k[..k.len().min(32)]), <[u8; 32]>::try_from(&k[k.len().min(32)..]))
+            let (Ok(module), Ok(engine)) =
+                (<[u8; 32]>::try_from(&k[..k.len().min(32)]), <[u8; 32]>::try_from(&k[k.len().min(32)..]))
             else {
-                return Err(Error::Record { kind: "artifact", key: format!("{k:02x?}"), reason: "malformed key".into() });
+                return Err(Error::Record {
+                    kind: "artifact",
+                    key: format!("{k:02x?}"),
+                    reason: "malformed key".into(),
+                });
             };
             let key = ArtifactKey { module: Hash(module), engine: Hash(engine) };
             out.push((key, records::decode("artifact", &key.module, &v)?));

@@ -13,9 +13,7 @@
 
 use std::path::Path;
 
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableError,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableError};
 use serde::Deserialize;
 use weft_abi::storage::{Backend, Op, Stats};
 use weft_abi::{Error, ErrorCode, Kind, Manifest, Provider, Result};
@@ -92,7 +90,10 @@ impl Redb {
         let db = Database::builder().set_cache_size(config.cache_size_bytes).create(&path).map_err(|e| {
             let text = e.to_string();
             if text.to_lowercase().contains("already open") || text.to_lowercase().contains("lock") {
-                Error::new(ErrorCode::IO, format!("redb database {} is in use by another process ({text})", path.display()))
+                Error::new(
+                    ErrorCode::IO,
+                    format!("redb database {} is in use by another process ({text})", path.display()),
+                )
             } else {
                 io(&format!("cannot open {}", path.display()), text)
             }

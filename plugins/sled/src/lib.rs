@@ -101,7 +101,10 @@ impl Sled {
             .map_err(|e| {
                 let text = e.to_string();
                 if text.contains("lock") {
-                    Error::new(ErrorCode::IO, format!("sled database {} is in use by another process ({text})", dir.display()))
+                    Error::new(
+                        ErrorCode::IO,
+                        format!("sled database {} is in use by another process ({text})", dir.display()),
+                    )
                 } else {
                     io(&format!("cannot open {}", dir.display()), e)
                 }
