@@ -2,13 +2,13 @@
 //! data that arrived, the run parameters and the results of earlier call requests, and returns an
 //! [`Outcome`]. No I/O happens here.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JValue;
 
-use crate::data::{CallState, CanonState, Data, DataError, State};
+use crate::data::{CallState, CanonResult, CanonState, Data, DataError, ServiceResult, State};
 use crate::exec::{Ctx, Engine, ExecError};
 use crate::parser::{ParseLimits, parse_with_limits};
 use crate::trace::TraceHandler;
@@ -148,39 +148,65 @@ fn decode(bytes: &[u8], which: &str) -> Result<Data, (i64, String)> {
     })
 }
 
+/// A signed result in a trace.
+#[derive(Clone, Copy, PartialEq)]
+enum Signed<'a> {
+    Executed(&'a ServiceResult),
+    Failed(&'a ServiceResult),
+    Canon(&'a CanonResult),
+}
+
+impl<'a> Signed<'a> {
+    fn of(state: &'a State) -> Option<Self> {
+        match state {
+            State::Call(CallState::Executed { result, .. }) => Some(Signed::Executed(result)),
+            State::Call(CallState::Failed(result)) => Some(Signed::Failed(result)),
+            State::Canon(CanonState::Executed(result)) => Some(Signed::Canon(result)),
+            _ => None,
+        }
+    }
+
+    fn signature(self) -> &'a [u8] {
+        match self {
+            Signed::Executed(r) | Signed::Failed(r) => &r.signature,
+            Signed::Canon(r) => &r.signature,
+        }
+    }
+
+    fn verify(self, particle_id: &str) -> Result<(), String> {
+        let (digest, peer) = match self {
+            Signed::Executed(r) => (r.signed_digest(particle_id, false), &r.tetraplet.peer_pk),
+            Signed::Failed(r) => (r.signed_digest(particle_id, true), &r.tetraplet.peer_pk),
+            Signed::Canon(r) => (r.signed_digest(particle_id), &r.tetraplet.peer_pk),
+        };
+        crate::data::verify(peer, &digest, self.signature())
+    }
+}
+
 /// Checks the signatures of results in `current` that `prev` does not already hold.
+///
+/// A result is already held when `prev` has an equal result (same kind, content and signature
+/// bytes): `prev_data` is this peer's own data for this particle, whose results were verified
+/// when they arrived (or signed here), so the signature over the same digest is valid. Only the
+/// other results are hashed and verified; a run without signed results in `current` hashes
+/// nothing.
 fn verify_current(prev: &Data, current: &Data, particle_id: &str) -> Result<(), String> {
-    let mut known: HashSet<([u8; 32], Vec<u8>)> = HashSet::new();
-    type Visit<'a> = dyn FnMut([u8; 32], &str, &[u8]) -> Result<(), String> + 'a;
-    let each = |data: &Data, f: &mut Visit<'_>| {
-        for state in &data.trace {
-            match state {
-                State::Call(CallState::Executed { result, .. }) => {
-                    f(result.signed_digest(particle_id, false), &result.tetraplet.peer_pk, &result.signature)?
-                }
-                State::Call(CallState::Failed(result)) => {
-                    f(result.signed_digest(particle_id, true), &result.tetraplet.peer_pk, &result.signature)?
-                }
-                State::Canon(CanonState::Executed(result)) => {
-                    f(result.signed_digest(particle_id), &result.tetraplet.peer_pk, &result.signature)?
-                }
-                _ => {}
-            }
+    let mut incoming = current.trace.iter().filter_map(Signed::of).peekable();
+    if incoming.peek().is_none() {
+        return Ok(());
+    }
+    let mut known: HashMap<&[u8], Vec<Signed<'_>>> = HashMap::new();
+    for s in prev.trace.iter().filter_map(Signed::of) {
+        known.entry(s.signature()).or_default().push(s);
+    }
+    for s in incoming {
+        let held = known.get(s.signature()).is_some_and(|same| same.contains(&s));
+        if !held {
+            s.verify(particle_id)?;
+            known.entry(s.signature()).or_default().push(s);
         }
-        Ok::<(), String>(())
-    };
-    each(prev, &mut |d, _, s| {
-        known.insert((d, s.to_vec()));
-        Ok(())
-    })?;
-    each(current, &mut |d, peer, s| {
-        if known.contains(&(d, s.to_vec())) {
-            return Ok(());
-        }
-        crate::data::verify(peer, &d, s)?;
-        known.insert((d, s.to_vec()));
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// Runs the interpreter once.

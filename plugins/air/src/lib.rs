@@ -60,7 +60,7 @@ mod value;
 
 pub use data::{Data, DataError, State};
 pub use exec::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
-pub use plugin::AirPlugin;
 pub use interpreter::{CallRequest, CallResult, CallResults, Limits, Outcome, RunParams, run};
+pub use plugin::AirPlugin;
 pub use trace::TraceError;
 pub use value::{LambdaError, Tetraplet};

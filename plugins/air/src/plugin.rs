@@ -32,7 +32,16 @@ fn limits(config: &str) -> Result<Limits, Error> {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = c.$f { l.$f = v; } )* };
     }
-    set!(max_air_size, max_data_size, max_call_result_size, max_nesting, max_stream_len, max_trace_len, max_steps, max_stack);
+    set!(
+        max_air_size,
+        max_data_size,
+        max_call_result_size,
+        max_nesting,
+        max_stream_len,
+        max_trace_len,
+        max_steps,
+        max_stack
+    );
     Ok(l)
 }
 
@@ -52,8 +61,7 @@ fn toml_lite(text: &str) -> Result<Config, Error> {
         })?;
         map.insert(k.trim().to_owned(), v.into());
     }
-    serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| Error::config(format!("air plugin config: {e}")))
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| Error::config(format!("air plugin config: {e}")))
 }
 
 struct Interpreter {

@@ -3,9 +3,9 @@
 use super::ast::Span;
 use super::error::{ParseError, ParseErrorKind};
 
-/// Token kinds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tok {
+/// Token kinds; text borrows the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tok<'a> {
     /// `(`
     LParen,
     /// `)`
@@ -15,12 +15,12 @@ pub enum Tok {
     /// `]`
     RBracket,
     /// `"…"` (content without quotes, no escapes).
-    Str(String),
+    Str(&'a str),
     /// Anything else up to whitespace or an unbalanced `)`/`]`.
-    Word(String),
+    Word(&'a str),
 }
 
-impl Tok {
+impl Tok<'_> {
     /// Short description for error messages.
     pub fn describe(&self) -> String {
         match self {
@@ -35,10 +35,10 @@ impl Tok {
 }
 
 /// A token and its span.
-#[derive(Debug, Clone)]
-pub struct Token {
+#[derive(Debug, Clone, Copy)]
+pub struct Token<'a> {
     /// Kind and text.
-    pub tok: Tok,
+    pub tok: Tok<'a>,
     /// Where.
     pub span: Span,
 }
@@ -47,7 +47,7 @@ pub struct Token {
 ///
 /// # Errors
 /// An unclosed string literal.
-pub fn tokenize(script: &str) -> Result<Vec<Token>, ParseError> {
+pub fn tokenize(script: &str) -> Result<Vec<Token<'_>>, ParseError> {
     let bytes = script.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -76,7 +76,7 @@ pub fn tokenize(script: &str) -> Result<Vec<Token>, ParseError> {
                     return Err(ParseError::new(ParseErrorKind::UnclosedString, Span::new(start, bytes.len()), script));
                 };
                 let end = i + 1 + len;
-                out.push(Token { tok: Tok::Str(script[i + 1..end].to_string()), span: Span::new(start, end + 1) });
+                out.push(Token { tok: Tok::Str(&script[i + 1..end]), span: Span::new(start, end + 1) });
                 i = end + 1;
             }
             _ => {
@@ -100,7 +100,7 @@ pub fn tokenize(script: &str) -> Result<Vec<Token>, ParseError> {
                     i += 1;
                 }
                 // `start..i` is on char boundaries: we only stopped at ASCII bytes or the end.
-                out.push(Token { tok: Tok::Word(script[start..i].to_string()), span: Span::new(start, i) });
+                out.push(Token { tok: Tok::Word(&script[start..i]), span: Span::new(start, i) });
             }
         }
     }
@@ -111,7 +111,7 @@ pub fn tokenize(script: &str) -> Result<Vec<Token>, ParseError> {
 mod tests {
     use super::*;
 
-    fn kinds(s: &str) -> Vec<Tok> {
+    fn kinds(s: &str) -> Vec<Tok<'_>> {
         tokenize(s).unwrap().into_iter().map(|t| t.tok).collect()
     }
 
@@ -121,20 +121,20 @@ mod tests {
             kinds("(call x.$.a[0]! (\"s\" \"f\") [] ; comment\n out)"),
             vec![
                 Tok::LParen,
-                Tok::Word("call".into()),
-                Tok::Word("x.$.a[0]!".into()),
+                Tok::Word("call"),
+                Tok::Word("x.$.a[0]!"),
                 Tok::LParen,
-                Tok::Str("s".into()),
-                Tok::Str("f".into()),
+                Tok::Str("s"),
+                Tok::Str("f"),
                 Tok::RParen,
                 Tok::LBracket,
                 Tok::RBracket,
-                Tok::Word("out".into()),
+                Tok::Word("out"),
                 Tok::RParen,
             ]
         );
-        assert_eq!(kinds("(seq(null)(null))")[1], Tok::Word("seq(null)(null)".into()));
-        assert_eq!(kinds("\"a\\nb\"")[0], Tok::Str("a\\nb".into()));
+        assert_eq!(kinds("(seq(null)(null))")[1], Tok::Word("seq(null)(null)"));
+        assert_eq!(kinds("\"a\\nb\"")[0], Tok::Str("a\\nb"));
     }
 
     #[test]

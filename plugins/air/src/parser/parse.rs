@@ -57,7 +57,7 @@ enum Frame {
 
 struct Parser<'a> {
     script: &'a str,
-    toks: Vec<Token>,
+    toks: Vec<Token<'a>>,
     pos: usize,
     nodes: Vec<Node>,
 }
@@ -73,21 +73,21 @@ impl<'a> Parser<'a> {
         Span::new(self.script.len(), self.script.len())
     }
 
-    fn peek(&self) -> Option<&Token> {
+    fn peek(&self) -> Option<&Token<'a>> {
         self.toks.get(self.pos)
     }
 
-    fn next(&mut self, expected: &'static str) -> PResult<Token> {
+    fn next(&mut self, expected: &'static str) -> PResult<Token<'a>> {
         match self.toks.get(self.pos) {
             Some(t) => {
                 self.pos += 1;
-                Ok(t.clone())
+                Ok(*t)
             }
             None => Err(self.err(ParseErrorKind::UnexpectedEnd { expected }, self.end_span())),
         }
     }
 
-    fn expect(&mut self, tok: Tok, expected: &'static str) -> PResult<Span> {
+    fn expect(&mut self, tok: Tok<'_>, expected: &'static str) -> PResult<Span> {
         let t = self.next(expected)?;
         if t.tok == tok {
             Ok(t.span)
@@ -96,7 +96,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn word(&mut self, expected: &'static str) -> PResult<(String, Span)> {
+    fn word(&mut self, expected: &'static str) -> PResult<(&'a str, Span)> {
         let t = self.next(expected)?;
         match t.tok {
             Tok::Word(w) => Ok((w, t.span)),
@@ -120,7 +120,7 @@ impl<'a> Parser<'a> {
             while let Some(node) = done.take() {
                 let Some(frame) = stack.last_mut() else {
                     if let Some(t) = self.peek() {
-                        let t = t.clone();
+                        let t = *t;
                         return Err(self.err(
                             ParseErrorKind::Unexpected { expected: "the end of the script", found: t.tok.describe() },
                             t.span,
@@ -171,7 +171,7 @@ impl<'a> Parser<'a> {
     fn open_instruction(&mut self, stack: &mut Vec<Frame>) -> PResult<Option<NodeId>> {
         let start = self.expect(Tok::LParen, "an instruction '('")?.start;
         let (kw, kw_span) = self.word("an instruction keyword")?;
-        let frame = match kw.as_str() {
+        let frame = match kw {
             "seq" => Frame::Bin { kind: 0, start, left: None },
             "par" => Frame::Bin { kind: 1, start, left: None },
             "xor" => Frame::Bin { kind: 2, start, left: None },
@@ -203,7 +203,7 @@ impl<'a> Parser<'a> {
             }
             "new" => {
                 let (name, span) = self.word("a variable")?;
-                let v = word_value(&name).map_err(|k| self.err(k, span))?;
+                let v = word_value(name).map_err(|k| self.err(k, span))?;
                 match v {
                     Value::Scalar { lambda: None, .. }
                     | Value::Stream(_)
@@ -211,15 +211,16 @@ impl<'a> Parser<'a> {
                     | Value::Canon { lambda: None, .. }
                     | Value::CanonMap { lambda: None, .. } => {}
                     _ => {
-                        return Err(
-                            self.err(ParseErrorKind::NotAllowed { what: "this new variable", found: name }, span)
-                        );
+                        return Err(self.err(
+                            ParseErrorKind::NotAllowed { what: "this new variable", found: name.to_string() },
+                            span,
+                        ));
                     }
                 }
-                Frame::New { start, name }
+                Frame::New { start, name: name.to_string() }
             }
             _ => {
-                let instr = self.leaf(&kw, kw_span)?;
+                let instr = self.leaf(kw, kw_span)?;
                 let end = self.expect(Tok::RParen, "')'")?.end;
                 return Ok(Some(self.push(instr, Span::new(start, end))));
             }
@@ -257,13 +258,14 @@ impl<'a> Parser<'a> {
                 self.expect(Tok::RBracket, "']'")?;
                 let output = if let Some(Token { tok: Tok::Word(_), .. }) = self.peek() {
                     let (w, span) = self.word("a call output")?;
-                    match word_value(&w).map_err(|k| self.err(k, span))? {
+                    match word_value(w).map_err(|k| self.err(k, span))? {
                         Value::Scalar { name, lambda: None } => CallOutput::Scalar(name),
                         Value::Stream(name) => CallOutput::Stream(name),
                         _ => {
-                            return Err(
-                                self.err(ParseErrorKind::NotAllowed { what: "this call output", found: w }, span)
-                            );
+                            return Err(self.err(
+                                ParseErrorKind::NotAllowed { what: "this call output", found: w.to_string() },
+                                span,
+                            ));
                         }
                     }
                 } else {
@@ -275,26 +277,27 @@ impl<'a> Parser<'a> {
                 let (peer, span) = self.value_spanned()?;
                 self.check_triplet_part(&peer, span, true)?;
                 let (source, span) = self.word("a stream or stream map")?;
-                let src = word_value(&source).map_err(|k| self.err(k, span))?;
+                let src = word_value(source).map_err(|k| self.err(k, span))?;
                 let (dest_word, dspan) = self.word("a canon destination")?;
-                let dest = word_value(&dest_word).map_err(|k| self.err(k, dspan))?;
+                let dest = word_value(dest_word).map_err(|k| self.err(k, dspan))?;
                 let dest = match (&src, dest) {
                     (Value::Stream(_), Value::Canon { name, lambda: None }) => CanonDest::Stream(name),
                     (Value::StreamMap(_), Value::CanonMap { name, lambda: None }) => CanonDest::Map(name),
                     (Value::StreamMap(_), Value::Scalar { name, lambda: None }) => CanonDest::Scalar(name),
                     (Value::Stream(_) | Value::StreamMap(_), _) => {
                         return Err(self.err(
-                            ParseErrorKind::NotAllowed { what: "this canon destination", found: dest_word },
+                            ParseErrorKind::NotAllowed { what: "this canon destination", found: dest_word.to_string() },
                             dspan,
                         ));
                     }
                     _ => {
-                        return Err(
-                            self.err(ParseErrorKind::NotAllowed { what: "this canon source", found: source }, span)
-                        );
+                        return Err(self.err(
+                            ParseErrorKind::NotAllowed { what: "this canon source", found: source.to_string() },
+                            span,
+                        ));
                     }
                 };
-                Instr::Canon(Box::new(Canon { peer, source, dest }))
+                Instr::Canon(Box::new(Canon { peer, source: source.to_string(), dest }))
             }
             "ap" => {
                 if matches!(self.peek().map(|t| &t.tok), Some(Tok::LParen)) {
@@ -316,24 +319,27 @@ impl<'a> Parser<'a> {
                     self.check_ap_arg(&value, vspan)?;
                     self.expect(Tok::RParen, "')' after the key and value")?;
                     let (map, mspan) = self.word("a stream map")?;
-                    match word_value(&map).map_err(|k| self.err(k, mspan))? {
+                    match word_value(map).map_err(|k| self.err(k, mspan))? {
                         Value::StreamMap(map) => Instr::ApMap(Box::new(ApMap { key, value, map })),
                         _ => {
-                            return Err(
-                                self.err(ParseErrorKind::NotAllowed { what: "this ap destination", found: map }, mspan)
-                            );
+                            return Err(self.err(
+                                ParseErrorKind::NotAllowed { what: "this ap destination", found: map.to_string() },
+                                mspan,
+                            ));
                         }
                     }
                 } else {
                     let (arg, span) = self.value_spanned()?;
                     self.check_ap_arg(&arg, span)?;
                     let (dest, dspan) = self.word("an ap destination")?;
-                    let dest = match word_value(&dest).map_err(|k| self.err(k, dspan))? {
+                    let dest = match word_value(dest).map_err(|k| self.err(k, dspan))? {
                         Value::Scalar { name, lambda: None } => ApDest::Scalar(name),
                         Value::Stream(name) => ApDest::Stream(name),
                         _ => {
-                            return Err(self
-                                .err(ParseErrorKind::NotAllowed { what: "this ap destination", found: dest }, dspan));
+                            return Err(self.err(
+                                ParseErrorKind::NotAllowed { what: "this ap destination", found: dest.to_string() },
+                                dspan,
+                            ));
                         }
                     };
                     Instr::Ap(Box::new(Ap { arg, dest }))
@@ -353,7 +359,7 @@ impl<'a> Parser<'a> {
                         if code == 0 {
                             return Err(self.err(ParseErrorKind::FailCodeZero, span));
                         }
-                        Instr::Fail(Box::new(Fail::Literal { code, message }))
+                        Instr::Fail(Box::new(Fail::Literal { code, message: message.to_string() }))
                     }
                     v @ (Value::Scalar { .. }
                     | Value::Canon { lambda: Some(_), .. }
@@ -402,7 +408,7 @@ impl<'a> Parser<'a> {
 
     fn scalar_name(&mut self, expected: &'static str) -> PResult<String> {
         let (w, span) = self.word(expected)?;
-        match word_value(&w).map_err(|k| self.err(k, span))? {
+        match word_value(w).map_err(|k| self.err(k, span))? {
             Value::Scalar { name, lambda: None } => Ok(name),
             _ => Err(self.err(ParseErrorKind::Unexpected { expected, found: format!("'{w}'") }, span)),
         }
@@ -415,12 +421,12 @@ impl<'a> Parser<'a> {
     fn value_spanned(&mut self) -> PResult<(Value, Span)> {
         let t = self.next("a value")?;
         match t.tok {
-            Tok::Str(s) => Ok((Value::Literal(s), t.span)),
+            Tok::Str(s) => Ok((Value::Literal(s.to_string()), t.span)),
             Tok::LBracket => {
                 let end = self.expect(Tok::RBracket, "']' (the only array literal is [])")?;
                 Ok((Value::EmptyArray, Span::new(t.span.start, end.end)))
             }
-            Tok::Word(w) => match word_value(&w) {
+            Tok::Word(w) => match word_value(w) {
                 Ok(v) => Ok((v, t.span)),
                 Err(k) => Err(self.err(k, t.span)),
             },

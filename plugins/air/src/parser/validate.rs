@@ -1,6 +1,6 @@
 //! Static checks of SPEC §1.4, done on the arena without recursion.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::ast::*;
 use super::error::{ParseError, ParseErrorKind};
@@ -20,8 +20,8 @@ pub fn validate(ast: &Ast, script: &str) -> Result<(), ParseError> {
     let err = |kind, id: NodeId| Err(ParseError::new(kind, ast.node(id).span, script));
     let mut defined: HashSet<&str> = HashSet::new();
     let mut folds: Vec<FoldInfo> = Vec::new();
-    // parent of each node, to find the "after next" position
-    let mut parent: HashMap<NodeId, NodeId> = HashMap::new();
+    // parent of each node (indexed by node id), to find the "after next" position
+    let mut parent: Vec<Option<NodeId>> = vec![None; ast.nodes.len()];
     enum Ev {
         Enter(NodeId),
         Exit(NodeId),
@@ -124,7 +124,7 @@ pub fn validate(ast: &Ast, script: &str) -> Result<(), ParseError> {
                     // walk up from next to its fold: next must not be the left side of a seq or par
                     let fold = fi.node;
                     let mut child = id;
-                    while let Some(&p) = parent.get(&child) {
+                    while let Some(p) = parent[child.0 as usize] {
                         if p == fold {
                             break;
                         }
@@ -147,7 +147,7 @@ pub fn validate(ast: &Ast, script: &str) -> Result<(), ParseError> {
         }
         stack.push(Ev::Exit(id));
         for child in node.instr.children().into_iter().rev() {
-            parent.insert(child, id);
+            parent[child.0 as usize] = Some(id);
             stack.push(Ev::Enter(child));
         }
     }
