@@ -39,9 +39,24 @@ enum Command {
     /// Manage the AOT cache.
     #[command(subcommand)]
     Cache(cli::cache::Command),
+    /// Check AIR scripts and simulate them across peers.
+    #[command(subcommand)]
+    Air(cli::air::Command),
+}
+
+/// `weft ... | head` should end quietly, as other command-line tools do, instead of panicking on
+/// the first write to a closed pipe: restore the default SIGPIPE action, which Rust's runtime sets
+/// to "ignore" before `main`.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = Args::parse();
     cli::init_logging(args.verbose);
     let options = weft_host::Options {
@@ -54,6 +69,7 @@ fn main() -> ExitCode {
         Command::Module(cmd) => cli::module::run(&options, cmd),
         Command::Precompile(a) => cli::precompile::run(&options, &a),
         Command::Cache(cmd) => cli::cache::run(&options, cmd),
+        Command::Air(cmd) => cli::air::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The `weft` subcommands. Each prints what a person needs and fails with one line.
 
+pub mod air;
 pub mod cache;
 pub mod module;
 pub mod plugins;

@@ -161,3 +161,44 @@ fn add_list_inspect_precompile_gc() {
     let err = weft.fails(&["module", "inspect", "0000000000"]);
     assert!(err.contains("0000000000"), "{err}");
 }
+
+#[test]
+fn air_check_reports_line_and_column() {
+    let weft = Weft::new();
+    let good = write(&weft.path("good.air"), b"(seq\n  (call %init_peer_id% (\"svc\" \"f\") [] x)\n  (null))\n");
+    let out = weft.ok(&["air", "check", good.to_str().unwrap()]);
+    assert!(out.contains("good.air: ok (3 instructions)"), "{out}");
+
+    let bad = write(&weft.path("bad.air"), b"(seq\n  (call %init_peer_id% (\"svc\" \"f\") [] x)\n  (nul))\n");
+    let err = weft.fails(&["air", "check", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.air:3:4:"), "{err}");
+
+    // Several files: every error is reported, then a summary; valid files still say ok.
+    let out = weft.run(&["air", "check", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("good.air: ok"));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad.air:3:4:") && err.contains("1 of 2 scripts have errors"), "{err}");
+
+    let binary = write(&weft.path("binary.air"), b"(null)\xff");
+    let err = weft.fails(&["air", "check", binary.to_str().unwrap()]);
+    assert!(err.contains("binary.air") && err.contains("UTF-8"), "{err}");
+}
+
+#[test]
+fn air_simulate_runs_a_scenario_and_refuses_a_broken_one() {
+    let weft = Weft::new();
+    let scenario = br#"{"name": "hello", "init_peer": "@A",
+        "air": "(seq (call @B (\"svc\" \"greet\") [] r) (call %init_peer_id% (\"out\" \"done\") [r]))",
+        "services": [{"peer": "B", "service": "svc", "function": "greet", "result": "hi"}]}"#;
+    let file = write(&weft.path("hello.json"), scenario);
+    let out: serde_json::Value = serde_json::from_str(&weft.ok(&["air", "simulate", file.to_str().unwrap()])).unwrap();
+    let steps = out["steps"].as_array().expect("steps");
+    assert!(steps.len() >= 2, "{out}");
+    assert_eq!(steps[0]["peer"], "@A", "{out}");
+    assert_eq!(steps[1]["peer"], "@B", "{out}");
+
+    let broken = write(&weft.path("broken.json"), b"{\"air\": 5}");
+    let err = weft.fails(&["air", "simulate", broken.to_str().unwrap()]);
+    assert!(err.contains("broken.json") && err.contains("invalid scenario"), "{err}");
+}
