@@ -148,13 +148,19 @@ fn inspect(options: &Options, target: &str) -> Result<()> {
     let path = Path::new(target);
     let (info, name, stored, cached) = if path.is_file() {
         let (_, info) = read_valid(path, &Limits::default())?;
-        // A file can be inspected without a node; say whether the node has it when one opens.
-        let state = Host::open(options).ok().map(|host| {
-            let stored = host.store.module(&info.hash).ok().flatten().is_some();
-            let cached = host.cache.is_cached(&info.hash).unwrap_or(false);
-            (stored, cached)
-        });
-        let (stored, cached) = state.unwrap_or((false, false));
+        // A file can be inspected without a node; say whether the node has it when its store opens.
+        let state = match Host::open(options) {
+            Ok(host) => {
+                let stored = host.store.module(&info.hash)?.is_some();
+                let cached = host.cache.is_cached(&info.hash)?;
+                (yes_no(stored), yes_no(cached))
+            }
+            Err(e) => {
+                tracing::info!("not reading the node's store: {e}");
+                ("unknown (the node's store cannot be opened; -v says why)", "unknown")
+            }
+        };
+        let (stored, cached) = state;
         (info, module_name(path), stored, cached)
     } else {
         let host = Host::open(options)?;
@@ -167,10 +173,14 @@ fn inspect(options: &Options, target: &str) -> Result<()> {
             .with_context(|| format!("module {hash}: its bytes are missing from the store"))?;
         let info = validate(&bytes, &Limits::default()).map_err(|e| anyhow::anyhow!("module {hash}: {e}"))?;
         let cached = host.cache.is_cached(&hash)?;
-        (info, record.name, true, cached)
+        (info, record.name, "yes", yes_no(cached))
     };
     print!("{}", weft_compiler::describe(&info, &name));
-    println!("stored     {}", if stored { "yes" } else { "no" });
-    println!("compiled   {}", if cached { "yes (for this engine)" } else { "no" });
+    println!("stored     {stored}");
+    println!("compiled   {}", if cached == "yes" { "yes (for this engine)" } else { cached });
     Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
