@@ -41,6 +41,7 @@
 #![deny(unsafe_code)] // one exception: loading a verified artifact, in `cache.rs`
 
 mod cache;
+pub mod codec;
 mod describe;
 mod engine;
 mod error;
@@ -50,6 +51,7 @@ mod validate;
 mod wasi;
 
 pub use cache::{Cache, GcReport, Outcome, Reason};
+pub use codec::Codec;
 pub use describe::describe;
 pub use engine::Compiler;
 pub use error::Error;

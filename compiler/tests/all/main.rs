@@ -1,6 +1,7 @@
 //! weft-compiler's integration tests: one binary, one module per area.
 
 mod cache;
+mod codec;
 mod engine;
 mod info;
 mod interface;
