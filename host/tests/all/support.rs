@@ -2,25 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The cargo target profile directory (`target/debug`).
-pub fn target_dir() -> PathBuf {
-    weft_host::exe_dir().expect("test binary has a directory")
-}
-
-/// A library built by this workspace, by file name (`libweft_test_probe.so`): cargo puts the
-/// `.so` of a dependency in `deps/`, and uplifts it next to the binaries on `cargo build`.
-pub fn built_library(file_name: &str) -> PathBuf {
-    let dir = target_dir();
-    for candidate in [dir.join(file_name), dir.join("deps").join(file_name)] {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "{file_name} was not built in {} (it is a dev-dependency of weft-host, so cargo should build it)",
-        dir.display()
-    );
-}
+pub use weft_abi::compliance::built_library;
 
 /// `lib<name>.so` on Linux.
 pub fn dylib(name: &str) -> String {

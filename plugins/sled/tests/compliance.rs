@@ -4,13 +4,7 @@ use weft_abi::Provider;
 use weft_plugin_sled::SledPlugin;
 
 fn built_plugin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let name = weft_abi::library_file_name("sled");
-    [deps.join(&name), deps.parent().unwrap().join(&name)]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} was not built next to {}", deps.display()))
+    weft_abi::compliance::built_library(&weft_abi::library_file_name("sled"))
 }
 
 #[test]

@@ -20,13 +20,7 @@ fn sled(dir: &Path) -> Box<dyn Backend> {
 fn redb(dir: &Path) -> Box<dyn Backend> {
     static PLUGIN: std::sync::OnceLock<weft_abi::Plugin> = std::sync::OnceLock::new();
     let plugin = PLUGIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let deps = exe.parent().unwrap();
-        let name = weft_abi::library_file_name("redb");
-        let path = [deps.join(&name), deps.parent().unwrap().join(&name)]
-            .into_iter()
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("{name} was not built (weft-plugin-redb is a dev-dependency)"));
+        let path = weft_abi::compliance::built_library(&weft_abi::library_file_name("redb"));
         weft_abi::Plugin::load(&path).unwrap()
     });
     Box::new(plugin.storage("", dir).unwrap())
