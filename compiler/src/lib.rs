@@ -21,9 +21,14 @@
 //! use weft_storage::{Store, testing::MemoryBackend};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let wasm = wat::parse_str(r#"(module (func (export "answer") (result i32) i32.const 42))"#)?;
+//! // `ping()`, no parameters and no results, following the calling convention (docs/module-abi.md).
+//! let wasm = wat::parse_str(r#"(module
+//!     (memory (export "memory") 1)
+//!     (func (export "allocate") (param i32) (result i32) i32.const 0)
+//!     (func (export "release") (param i32 i32))
+//!     (func (export "ping") (param i32 i32) (result i64) i64.const 0))"#)?;
 //! let iface = interface::Interface {
-//!     functions: vec![interface::Function { name: "answer".into(), params: vec![], results: vec![interface::Type::S32] }],
+//!     functions: vec![interface::Function { name: "ping".into(), params: vec![], results: vec![] }],
 //!     ..Default::default()
 //! };
 //! let wasm = interface::append_section(&wasm, &iface);
@@ -40,6 +45,7 @@
 
 #![deny(unsafe_code)] // one exception: loading a verified artifact, in `cache.rs`
 
+pub mod abi;
 mod cache;
 pub mod codec;
 mod describe;
@@ -57,4 +63,6 @@ pub use engine::Compiler;
 pub use error::Error;
 pub use features::Proposal;
 pub use interface::Interface;
-pub use validate::{ExternKind, Limits, Memory, ModuleInfo, ValidationError, WasmExport, WasmImport, validate};
+pub use validate::{
+    ExternKind, Limits, Memory, ModuleInfo, ValidationError, WasmExport, WasmImport, read_interface, validate,
+};

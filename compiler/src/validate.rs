@@ -8,7 +8,7 @@ use weft_storage::Hash;
 
 use crate::features::{self, Proposal};
 use crate::interface::{self, Interface};
-use crate::wasi;
+use crate::{abi, wasi};
 
 /// Limits a module must stay within to be accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +208,12 @@ pub enum ValidationError {
         #[source]
         source: interface::Error,
     },
+    /// An export or import the calling convention needs is missing or has the wrong core type.
+    #[error("{what}; see docs/module-abi.md \"Calling a function\" (the weft SDK generates these)")]
+    Abi {
+        /// What is wrong, naming the export or import.
+        what: String,
+    },
     /// An interface function with no Wasm function export of that name.
     #[error(
         "interface declares function `{function}`, but the module exports no function of that name; export it or remove it from the interface"
@@ -309,6 +315,34 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationE
                 }
             }
         }
+        if import.module == abi::HOST_MODULE {
+            match abi::host_signature(&import.name) {
+                Some(expected) if expected == import.signature => continue,
+                Some(expected) => {
+                    return Err(unsatisfiable(
+                        import,
+                        format!("weft provides it as {expected}, but the module imports it as {}", import.signature),
+                    ));
+                }
+                None => {
+                    return Err(unsatisfiable(
+                        import,
+                        format!("weft provides no such function (it provides {})", abi::host_functions()),
+                    ));
+                }
+            }
+        }
+        if interface.import(&import.module, &import.name).is_some() && import.signature != abi::CALL_SIGNATURE {
+            return Err(ValidationError::Abi {
+                what: format!(
+                    "import `{}.{}` is declared in the interface, so its core type must be {}, not {}",
+                    import.module,
+                    import.name,
+                    abi::CALL_SIGNATURE,
+                    import.signature
+                ),
+            });
+        }
         if interface.import(&import.module, &import.name).is_none() {
             return Err(unsatisfiable(
                 import,
@@ -320,9 +354,24 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationE
     }
 
     for function in &interface.functions {
-        if !exports.iter().any(|e| e.kind == ExternKind::Function && e.name == function.name) {
+        let Some(export) = exports.iter().find(|e| e.kind == ExternKind::Function && e.name == function.name) else {
             return Err(ValidationError::MissingExport { function: function.name.clone() });
+        };
+        if export.signature != abi::CALL_SIGNATURE {
+            return Err(ValidationError::Abi {
+                what: format!(
+                    "function `{}` is declared in the interface, so its export must have core type {}, not {}",
+                    function.name,
+                    abi::CALL_SIGNATURE,
+                    export.signature
+                ),
+            });
         }
+    }
+    let calls_anything = !interface.functions.is_empty()
+        || imports.iter().any(|i| i.module == abi::HOST_MODULE || interface.import(&i.module, &i.name).is_some());
+    if calls_anything {
+        abi::check_required_exports(&exports)?;
     }
 
     Ok(ModuleInfo { hash: Hash::of(bytes), size: bytes.len() as u64, imports, exports, memory, interface })
@@ -403,7 +452,12 @@ fn count_memories(bytes: &[u8]) -> usize {
 }
 
 /// Decodes the `weft-interface` section(s); several are read as one concatenated payload.
-fn read_interface(bytes: &[u8]) -> Result<Interface, ValidationError> {
+/// Reads a module's `weft-interface` section(s) without validating anything else (for modules
+/// that were validated when they were stored).
+///
+/// # Errors
+/// Malformed Wasm framing, no section, or a malformed section.
+pub fn read_interface(bytes: &[u8]) -> Result<Interface, ValidationError> {
     let mut sections = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         let payload =

@@ -16,5 +16,6 @@
 pub mod config;
 mod host;
 pub mod plugins;
+pub mod services;
 
 pub use host::{Error, Host, Options, Setup, exe_dir};

@@ -39,6 +39,12 @@ enum Command {
     /// Manage the AOT cache.
     #[command(subcommand)]
     Cache(cli::cache::Command),
+    /// Manage blueprints: the pinned recipes of services.
+    #[command(subcommand)]
+    Blueprint(cli::blueprint::Command),
+    /// Create, call and manage services on this node's data dir (no network needed).
+    #[command(subcommand)]
+    Service(cli::service::Command),
     /// Check AIR scripts and simulate them across peers.
     #[command(subcommand)]
     Air(cli::air::Command),
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
         Command::Precompile(a) => cli::precompile::run(&options, &a),
         Command::Cache(cmd) => cli::cache::run(&options, cmd),
         Command::Air(cmd) => cli::air::run(cmd),
+        Command::Blueprint(cmd) => cli::blueprint::run(&options, cmd),
+        Command::Service(cmd) => cli::service::run(&options, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

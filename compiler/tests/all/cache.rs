@@ -198,7 +198,7 @@ fn parallel_precompile_of_many_modules() {
         .map(|i| {
             let wat = crate::SUM_WAT
                 .replace("(memory (export \"memory\") 1)", &format!("(memory (export \"memory\") {})", i + 1));
-            let wasm = crate::module(&wat, &crate::one_function("sum", &[], &[]));
+            let wasm = crate::module(&wat, &weft_compiler::Interface::default());
             add_module(&store, &wasm, &format!("m{i}"))
         })
         .collect();
@@ -216,7 +216,7 @@ fn gc_drops_unreferenced_and_foreign_artifacts() {
     let variant = |pages: u32| {
         let wat =
             crate::SUM_WAT.replace("(memory (export \"memory\") 1)", &format!("(memory (export \"memory\") {pages})"));
-        crate::module(&wat, &crate::one_function("sum", &[], &[]))
+        crate::module(&wat, &weft_compiler::Interface::default())
     };
     let kept = add_module(&store, &variant(1), "kept");
     let removed = add_module(&store, &variant(2), "removed");

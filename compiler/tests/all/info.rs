@@ -10,7 +10,7 @@ const GREETER: &str = r#"
   (import "names" "lookup" (func (param i32 i32) (result i64)))
   (memory (export "memory") 17 100)
   (global (export "version") i32 (i32.const 1))
-  (func (export "greet") (param i32 i32) (result i32) i32.const 0)
+  (func (export "greet") (param i32 i32) (result i64) i64.const 0)
   (func (export "allocate") (param i32) (result i32) i32.const 0)
   (func (export "release") (param i32 i32)))
 "#;
@@ -59,7 +59,7 @@ fn module_info_of_a_valid_module() {
         [
             ("memory", ExternKind::Memory, "17 pages, max 100"),
             ("version", ExternKind::Global, "i32"),
-            ("greet", ExternKind::Function, "(i32, i32) -> i32"),
+            ("greet", ExternKind::Function, "(i32, i32) -> i64"),
             ("allocate", ExternKind::Function, "(i32) -> i32"),
             ("release", ExternKind::Function, "(i32, i32)"),
         ]
@@ -76,7 +76,7 @@ fn describe_renders_everything() {
         &format!("hash       {}", info.hash),
         &format!("({} bytes)", wasm.len()),
         "memory     17 pages, max 100 (1.1 MiB initial)",
-        "function greet (i32, i32) -> i32",
+        "function greet (i32, i32) -> i64",
         "function wasi_snapshot_preview1.fd_write (i32, i32, i32, i32) -> i32",
         "greet(who: person) -> string",
         "record person { name: string, nicknames: array<string> }",
@@ -88,7 +88,8 @@ fn describe_renders_everything() {
 
 #[test]
 fn module_without_memory() {
-    let wasm = crate::module("(module (func (export \"f\")))", &crate::one_function("f", &[], &[]));
+    // A module that declares no functions needs no memory.
+    let wasm = crate::module("(module (func (export \"f\")))", &weft_compiler::Interface::default());
     let info = validate(&wasm, &Limits::default()).unwrap();
     assert_eq!(info.memory, None);
     assert!(describe(&info, "f").contains("memory     none"));

@@ -159,7 +159,10 @@ fn example_from_the_format_doc() {
     // docs/interface-section.md, "A complete example", byte for byte.
     let wasm = wat::parse_str(
         r#"(module
-             (func (export "greet") (param i32 i32) (result i32) i32.const 0)
+             (memory (export "memory") 1)
+             (func (export "allocate") (param i32) (result i32) i32.const 0)
+             (func (export "release") (param i32 i32))
+             (func (export "greet") (param i32 i32) (result i64) i64.const 0)
              (@custom "weft-interface" "\01\00\05greet\01\04name\01\0b\01\01\0b"))"#,
     )
     .unwrap();

@@ -53,8 +53,16 @@ pub const SUM_WAT: &str = r#"
     (local.get $acc)))
 "#;
 
+/// The module ABI's exports (`memory`, `allocate`, `release`), for fixtures that declare functions.
+pub const ABI_EXPORTS: &str = r#"
+  (memory (export "memory") 1)
+  (func (export "allocate") (param i32) (result i32) i32.const 0)
+  (func (export "release") (param i32 i32))"#;
+
+/// `sum` is a plain core export (not an interface function: it does not follow the calling
+/// convention), so the interface is empty; the cache tests call it directly.
 pub fn sum_module() -> Vec<u8> {
-    module(SUM_WAT, &one_function("sum", &[("n", Type::U32)], &[Type::U32]))
+    module(SUM_WAT, &Interface::default())
 }
 
 /// Instantiates `module` with no imports and calls `sum(n)`.

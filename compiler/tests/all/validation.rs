@@ -231,7 +231,13 @@ fn interface_with_unresolved_record() {
     // Declared, it resolves — in any entry order.
     let person = Item::Record(Record { name: "person".into(), fields: vec![("name".into(), Type::String)] });
     let payload = [interface::encode_entry(&f), interface::encode_entry(&person)].concat();
-    let wasm = interface::append_raw_section(&no_interface("(module (func (export \"greet\") (param i32)))"), &payload);
+    let wasm = interface::append_raw_section(
+        &no_interface(&format!(
+            "(module {} (func (export \"greet\") (param i32 i32) (result i64) i64.const 0))",
+            crate::ABI_EXPORTS
+        )),
+        &payload,
+    );
     validate(&wasm, &Limits::default()).unwrap();
 }
 
@@ -295,7 +301,10 @@ fn interface_imports_satisfy_function_imports() {
         }],
         ..Interface::default()
     };
-    let wasm = module("(module (import \"kv\" \"get\" (func (param i32 i32))))", &iface);
+    let wasm = module(
+        &format!("(module (import \"kv\" \"get\" (func (param i32 i32) (result i64))) {})", crate::ABI_EXPORTS),
+        &iface,
+    );
     let info = validate(&wasm, &Limits::default()).unwrap();
     assert_eq!(info.imports[0].module, "kv");
 }
@@ -341,4 +350,54 @@ fn messages_are_one_lowercase_line() {
     for bytes in cases {
         eprintln!("{}", check(&bytes));
     }
+}
+
+#[test]
+fn the_calling_convention_is_checked_when_a_module_is_added() {
+    let greet = one_function("greet", &[("name", Type::String)], &[Type::String]);
+    // An interface function must be (i32, i32) -> i64.
+    let wasm = module(
+        &format!("(module {} (func (export \"greet\") (param i32) (result i32) i32.const 0))", crate::ABI_EXPORTS),
+        &greet,
+    );
+    let e = check(&wasm).to_string();
+    assert!(e.starts_with("function `greet` is declared in the interface, so its export must have core type (i32, i32) -> i64, not (i32) -> i32"), "{e}");
+    // allocate, release and memory must be there, with their types.
+    let body = "(func (export \"greet\") (param i32 i32) (result i64) i64.const 0)";
+    let e = check(&module(&format!("(module (memory (export \"memory\") 1) {body})"), &greet)).to_string();
+    assert!(e.starts_with("the module exports no function `allocate` (i32) -> i32"), "{e}");
+    let wat = format!(
+        "(module (memory (export \"memory\") 1) (func (export \"allocate\") (param i64) (result i32) i32.const 0) {body})"
+    );
+    let e = check(&module(&wat, &greet)).to_string();
+    assert!(e.starts_with("export `allocate` has core type (i64) -> i32, but the ABI needs (i32) -> i32"), "{e}");
+    let wat = format!(
+        "(module (func (export \"allocate\") (param i32) (result i32) i32.const 0) (func (export \"release\") (param i32 i32)) {body})"
+    );
+    let e = check(&module(&wat, &greet)).to_string();
+    assert!(e.starts_with("the module exports no `memory`"), "{e}");
+    assert!(e.contains("docs/module-abi.md"), "{e}");
+    // Complete, it validates.
+    validate(&module(&format!("(module {} {body})", crate::ABI_EXPORTS), &greet), &Limits::default()).unwrap();
+}
+
+#[test]
+fn weft_host_imports_are_known_by_name_and_type() {
+    let ok = format!(
+        "(module (import \"weft\" \"call_parameters\" (func (result i64))) (import \"weft\" \"set_error\" (func (param i32 i32))) {})",
+        crate::ABI_EXPORTS
+    );
+    validate(&module(&ok, &Interface::default()), &Limits::default()).unwrap();
+    let wrong = format!("(module (import \"weft\" \"set_error\" (func (param i32))) {})", crate::ABI_EXPORTS);
+    let e = check(&module(&wrong, &Interface::default())).to_string();
+    assert!(e.contains("weft provides it as (i32, i32), but the module imports it as (i32)"), "{e}");
+    let unknown = format!("(module (import \"weft\" \"launch\" (func)) {})", crate::ABI_EXPORTS);
+    let e = check(&module(&unknown, &Interface::default())).to_string();
+    assert!(
+        e.contains("weft provides no such function (it provides call_parameters () -> i64, set_error (i32, i32))"),
+        "{e}"
+    );
+    // Without the ABI exports a weft import is refused: weft could not hand it a buffer.
+    let bare = "(module (import \"weft\" \"call_parameters\" (func (result i64))))";
+    assert!(check(&module(bare, &Interface::default())).to_string().contains("memory"));
 }

@@ -1,10 +1,12 @@
 //! The `weft` subcommands. Each prints what a person needs and fails with one line.
 
 pub mod air;
+pub mod blueprint;
 pub mod cache;
 pub mod module;
 pub mod plugins;
 pub mod precompile;
+pub mod service;
 
 use anyhow::{Context, Result, bail};
 use weft_host::Host;
@@ -50,6 +52,17 @@ pub fn resolve_module(host: &Host, text: &str) -> Result<Hash> {
         [] => bail!("no module {text}; see `weft module list`"),
         many => bail!("{} modules start with {text}; give more characters", many.len()),
     }
+}
+
+/// Who local commands act as until nodes have identities: the owner of services created from
+/// the command line, and the init peer of local calls.
+pub const LOCAL_PEER: &str = "local";
+
+/// The host's services.
+pub fn open_services(host: &Host) -> Result<weft_host::services::Services> {
+    let cache = std::sync::Arc::new(weft_compiler::Cache::new(host.store.clone(), host.cache.compiler().clone()));
+    let data_dir = &host.setup.data_dir;
+    Ok(weft_host::services::Services::new(cache, data_dir, LOCAL_PEER, Default::default())?)
 }
 
 /// `1.2 MB`-style sizes.

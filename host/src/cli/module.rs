@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use weft_compiler::{Limits, ModuleInfo, validate};
 use weft_host::{Host, Options};
-use weft_storage::ModuleRecord;
+use weft_storage::{Hash, ModuleRecord};
 
 use super::{human_size, now_ms, resolve_module};
 
@@ -55,7 +55,7 @@ fn wasm_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads and validates one file; the error names the file.
-fn read_valid(path: &Path, limits: &Limits) -> Result<(Vec<u8>, ModuleInfo)> {
+pub(super) fn read_valid(path: &Path, limits: &Limits) -> Result<(Vec<u8>, ModuleInfo)> {
     let mut bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
     // WebAssembly text is accepted too: the module is its binary encoding.
     if path.extension().is_some_and(|e| e == "wat") {
@@ -69,7 +69,7 @@ fn read_valid(path: &Path, limits: &Limits) -> Result<(Vec<u8>, ModuleInfo)> {
     Ok((bytes, info))
 }
 
-fn module_name(path: &Path) -> String {
+pub(super) fn module_name(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "module".into())
 }
 
@@ -106,17 +106,7 @@ fn add(options: &Options, mut files: Vec<PathBuf>, dir: Option<&Path>) -> Result
     let host = Host::open(options)?;
     let mut lines = Vec::new();
     for (path, (bytes, info)) in valid {
-        let existed = host.store.module(&info.hash)?.is_some();
-        let hash = host.store.put_blob(&bytes).with_context(|| format!("{}: cannot store", path.display()))?;
-        debug_assert_eq!(hash, info.hash);
-        if !existed {
-            host.store.put_module(&ModuleRecord {
-                hash,
-                name: module_name(path),
-                size: bytes.len() as u64,
-                added_ms: now_ms(),
-            })?;
-        }
+        let (hash, existed) = store_module(&host, path, &bytes, &info)?;
         let note = if existed { "  (already stored)" } else { "" };
         lines.push(format!("{hash}  {}  {}{note}", module_name(path), human_size(bytes.len() as u64)));
     }
@@ -126,6 +116,22 @@ fn add(options: &Options, mut files: Vec<PathBuf>, dir: Option<&Path>) -> Result
         println!("{line}");
     }
     Ok(())
+}
+
+/// Stores validated module bytes (not flushed); returns the id and whether it was stored before.
+pub(super) fn store_module(host: &Host, path: &Path, bytes: &[u8], info: &ModuleInfo) -> Result<(Hash, bool)> {
+    let existed = host.store.module(&info.hash)?.is_some();
+    let hash = host.store.put_blob(bytes).with_context(|| format!("{}: cannot store", path.display()))?;
+    debug_assert_eq!(hash, info.hash);
+    if !existed {
+        host.store.put_module(&ModuleRecord {
+            hash,
+            name: module_name(path),
+            size: bytes.len() as u64,
+            added_ms: now_ms(),
+        })?;
+    }
+    Ok((hash, existed))
 }
 
 fn list(options: &Options) -> Result<()> {

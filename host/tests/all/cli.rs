@@ -202,3 +202,80 @@ fn air_simulate_runs_a_scenario_and_refuses_a_broken_one() {
     let err = weft.fails(&["air", "simulate", broken.to_str().unwrap()]);
     assert!(err.contains("broken.json") && err.contains("invalid scenario"), "{err}");
 }
+
+/// A blueprint file in the test's data dir pointing at the built example modules.
+fn blueprint_file(weft: &Weft, name: &str, body: &str) -> PathBuf {
+    let examples = crate::services::examples().display().to_string();
+    write(&weft.path(&format!("{name}.toml")), body.replace("EXAMPLES", &examples).as_bytes())
+}
+
+#[test]
+fn blueprints_and_services_from_the_command_line_survive_restarts() {
+    let weft = Weft::new();
+    let file = blueprint_file(
+        &weft,
+        "stats",
+        "name = \"stats\"\n[[modules]]\npath = \"EXAMPLES/textstats.wasm\"\n[[modules]]\nname = \"facade\"\npath = \"EXAMPLES/facade.wasm\"\n",
+    );
+    let id = weft.ok(&["blueprint", "add", file.to_str().unwrap()]).trim().to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(weft.ok(&["blueprint", "add", file.to_str().unwrap()]).trim(), id, "same file, same id");
+    assert!(weft.ok(&["blueprint", "list"]).contains(&format!("{id}  stats")));
+    assert!(weft.ok(&["blueprint", "show", &id[..8]]).contains("module     facade  (facade)"));
+    assert_eq!(weft.ok(&["blueprint", "pin", &id[..8]]).trim(), format!("pinned {id}"));
+    assert!(weft.ok(&["blueprint", "list"]).trim_end().ends_with("yes"));
+    weft.ok(&["blueprint", "unpin", &id]);
+
+    let service = weft.ok(&["service", "create", &id[..10], "--alias", "stats"]).trim().to_owned();
+    assert_eq!(service.len(), 32);
+    // Each command is a new process: the service, its alias and its modules come back each time.
+    let out = weft.ok(&["service", "call", "stats", "hop", r#"{"words": ["a", "bbb"]}"#]);
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(value["words"], serde_json::json!(2));
+    assert_eq!(value["longest"], serde_json::json!("bbb"));
+    assert!(weft.ok(&["service", "list"]).contains(&format!("{service}  stats")));
+    assert!(weft.ok(&["service", "interface", &service]).contains("hop(words: array<string>) -> Stats"));
+
+    let e = weft.fails(&["service", "call", "stats", "hop", "[1]"]);
+    assert_eq!(e.trim_end(), "error: hop: parameter \"words\": expected array<string> (an array), got 1");
+    let e = weft.fails(&["service", "call", "stats", "hop", "not json"]);
+    assert!(e.starts_with("error: arguments \"not json\" are not JSON"), "{e}");
+    let e = weft.fails(&["service", "call", "nobody", "hop"]);
+    assert_eq!(e.trim_end(), "error: no service nobody; see `weft service list`");
+
+    // A blueprint whose facade cannot link: creation fails and leaves nothing.
+    let broken = blueprint_file(&weft, "broken", "name = \"broken\"\n[[modules]]\npath = \"EXAMPLES/facade.wasm\"\n");
+    let e = weft.fails(&["service", "create", broken.to_str().unwrap()]);
+    assert!(e.contains("module facade: import `textstats."), "{e}");
+    let e = weft.fails(&["blueprint", "add", weft.path("missing.toml").to_str().unwrap()]);
+    assert!(e.contains("missing.toml: cannot read"), "{e}");
+    let typo =
+        blueprint_file(&weft, "typo", "name = \"t\"\n[[modules]]\npath = \"EXAMPLES/facade.wasm\"\nmax_mem = 1\n");
+    let e = weft.fails(&["blueprint", "add", typo.to_str().unwrap()]);
+    assert!(e.contains("unknown field `max_mem`"), "{e}");
+
+    assert_eq!(weft.ok(&["service", "remove", "stats"]).trim(), format!("removed {service}"));
+    assert!(weft.ok(&["service", "list"]).starts_with("no services"));
+}
+
+#[test]
+fn the_example_blueprints_work_as_documented() {
+    // examples/blueprints point at target/examples-wasm; build there, as the README says.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let run = Command::new("bash").arg(repo.join("scripts/build-examples")).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let weft = Weft::new();
+    let bp = |name: &str| repo.join(format!("examples/blueprints/{name}.toml")).display().to_string();
+    weft.ok(&["service", "create", &bp("greeting"), "--alias", "hello"]);
+    assert_eq!(weft.ok(&["service", "call", "hello", "greet", r#"["Ann"]"#]).trim(), r#""Hello, Ann!""#);
+    weft.ok(&["service", "create", &bp("notes"), "--alias", "notes"]);
+    assert_eq!(weft.ok(&["service", "call", "notes", "add", r#"["buy milk"]"#]).trim(), "1");
+    assert_eq!(weft.ok(&["service", "call", "notes", "list"]).trim(), r#"["buy milk"]"#);
+    weft.ok(&["service", "create", &bp("runaway"), "--alias", "runaway"]);
+    let e = weft.fails(&["service", "call", "runaway", "spin"]);
+    assert!(e.starts_with("error: runaway.spin: ran past its time limit of 200 ms"), "{e}");
+    assert_eq!(weft.ok(&["service", "call", "runaway", "ok"]).trim(), r#""ok""#);
+    weft.ok(&["service", "create", &bp("textstats"), "--alias", "stats"]);
+    let out = weft.ok(&["service", "call", "stats", "analyze", r#"["the cat and the hat"]"#]);
+    assert!(out.contains(r#""words":5"#), "{out}");
+}

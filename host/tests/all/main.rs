@@ -2,4 +2,5 @@
 
 mod cli;
 mod plugins;
+pub mod services;
 mod support;
