@@ -1,34 +1,54 @@
 //! weft's interpreter data: the execution trace that travels with a particle.
 //!
-//! Encoding: one format byte ([`FORMAT_VERSION`]) followed by the postcard encoding of [`Data`].
+//! Encoding ([`FORMAT_VERSION`] 2): one format byte, then a hand-written compact binary form
+//! (LEB128 integers, length-prefixed UTF-8 strings, see [`Data::encode`]). Strings that repeat
+//! (peer ids, service and function names) are stored once in a string table and tetraplets once
+//! in a tetraplet table; states refer to them by index. Decoding borrows result values from the
+//! input bytes (no copy) and shares one [`Arc`] per tetraplet.
+//!
 //! The trace is flat (no nesting): a `par` state records how many states each branch holds,
 //! a stream `fold` records per iterated value where its sub-traces are, so traces produced on
-//! different peers merge (see `trace`). Results a peer produced (service results, canon
-//! snapshots) carry that peer's Ed25519 signature over their content and the particle id.
+//! different peers merge (see `trace`).
+//!
+//! Signatures: results a peer produced (service results, canon snapshots) are not signed one by
+//! one. Each result has a [`ServiceResult::digest`] / [`CanonResult::digest`] (blake3 over its
+//! content), and the data carries [`Attestation`]s: a peer's Ed25519 signature over the particle
+//! id, its peer id and the list of digests of the results it produced. A peer signs once per run,
+//! at the end, over every result of its own in the new trace. A receiver verifies each attestation
+//! it does not already hold (one Ed25519 verification per peer and run, not per result) and checks
+//! that every result that arrived is covered by a valid attestation of the peer named in the
+//! result's tetraplet.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::peer_id::public_key_from_peer_id;
 use crate::value::Tetraplet;
 
-/// Version byte that starts every encoded [`Data`].
-pub const FORMAT_VERSION: u8 = 1;
+/// Version byte that starts every encoded [`Data`] (2: string/tetraplet tables, attestations).
+pub const FORMAT_VERSION: u8 = 2;
 
-/// The interpreter data of one particle on one peer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Data {
+/// The interpreter data of one particle on one peer. Result values borrow the bytes it was
+/// decoded from (`'a`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Data<'a> {
     /// Version of the interpreter that wrote it (informational).
     pub interpreter_version: String,
     /// The execution trace.
-    pub trace: Vec<State>,
+    pub trace: Vec<State<'a>>,
     /// The last call id this peer allocated (only the peer's own `prev_data` value is used).
     pub lcid: u32,
+    /// Signatures over the results in the trace, one per producing peer and run.
+    pub attestations: Vec<Attestation>,
 }
 
 /// One entry of the trace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum State {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum State<'a> {
     /// `par`: number of states of the left and right branch that follow.
     Par {
         /// States of the left branch.
@@ -37,7 +57,7 @@ pub enum State {
         right: u32,
     },
     /// A call.
-    Call(CallState),
+    Call(CallState<'a>),
     /// A fold over a stream or stream map.
     Fold(FoldState),
     /// An `ap` to a stream or map, with the generation of the value.
@@ -46,32 +66,32 @@ pub enum State {
         generation: u32,
     },
     /// A canon.
-    Canon(CanonState),
+    Canon(CanonState<'a>),
 }
 
 /// State of a call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum CallState {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum CallState<'a> {
     /// The service answered.
     Executed {
-        /// The signed result.
-        result: Box<ServiceResult>,
+        /// The result.
+        result: ServiceResult<'a>,
         /// How it was bound.
         output: OutputKind,
     },
     /// The service failed (ret_code ≠ 0 or a result that is not JSON).
-    Failed(Box<ServiceResult>),
+    Failed(ServiceResult<'a>),
     /// Sent to the peer (no result yet); `call_id` when it is a local call waiting for its result.
     SentBy {
         /// The peer that sent it.
-        peer: String,
+        peer: Arc<str>,
         /// Call id of a local call request.
         call_id: Option<u32>,
     },
 }
 
 /// How a call result was bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum OutputKind {
     /// To a scalar.
     Scalar,
@@ -84,50 +104,46 @@ pub enum OutputKind {
     Unused,
 }
 
-/// A service result (or failure) signed by the peer that executed the call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceResult {
+/// A service result (or failure), produced by the peer named in its tetraplet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceResult<'a> {
     /// The result as JSON text; for a failure `{"message":…,"ret_code":…}`.
-    pub value: String,
+    pub value: Cow<'a, str>,
     /// `{executing peer, service, function, ""}`.
-    pub tetraplet: Tetraplet,
+    pub tetraplet: Arc<Tetraplet>,
     /// blake3 of the JSON text of the resolved arguments.
     pub argument_hash: [u8; 32],
-    /// Ed25519 signature by `tetraplet.peer_pk` (64 bytes).
-    pub signature: Vec<u8>,
 }
 
 /// State of a canon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum CanonState {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum CanonState<'a> {
     /// The snapshot made on the canon's peer.
-    Executed(Box<CanonResult>),
+    Executed(Box<CanonResult<'a>>),
     /// Sent to the canon's peer.
-    SentBy(String),
+    SentBy(Arc<str>),
 }
 
-/// A canon snapshot signed by the peer that made it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanonResult {
+/// A canon snapshot, produced by the peer named in its tetraplet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CanonResult<'a> {
     /// `{canon peer, "", "", ""}`.
-    pub tetraplet: Tetraplet,
+    pub tetraplet: Arc<Tetraplet>,
     /// The stream's values at snapshot time.
-    pub values: Vec<CanonElement>,
-    /// Ed25519 signature by `tetraplet.peer_pk`.
-    pub signature: Vec<u8>,
+    pub values: Vec<CanonElement<'a>>,
 }
 
 /// One value of a canon snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanonElement {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CanonElement<'a> {
     /// JSON text.
-    pub value: String,
+    pub value: Cow<'a, str>,
     /// Where the value came from.
-    pub tetraplet: Tetraplet,
+    pub tetraplet: Arc<Tetraplet>,
 }
 
 /// State of a stream fold: where each iteration's states are.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct FoldState {
     /// Number of states after the fold state that belong to it.
     pub len: u32,
@@ -136,7 +152,7 @@ pub struct FoldState {
 }
 
 /// Sub-traces of one fold iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FoldLore {
     /// Trace position of the state that produced the iterated value.
     pub value_pos: u32,
@@ -146,11 +162,22 @@ pub struct FoldLore {
     pub after: (u32, u32),
 }
 
+/// A peer's signature over the digests of results it produced (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attestation {
+    /// The signing peer (its id is its Ed25519 public key).
+    pub peer: Arc<str>,
+    /// Digests of the results it covers, in trace order.
+    pub digests: Vec<[u8; 32]>,
+    /// Ed25519 signature (64 bytes) over [`Attestation::message`].
+    pub signature: Vec<u8>,
+}
+
 /// Why data bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
-    /// The bytes are not a postcard-encoded [`Data`].
+    /// The bytes are not an encoded [`Data`].
     #[error("data can't be deserialized: {0}")]
     Malformed(String),
     /// Unknown format byte.
@@ -161,76 +188,537 @@ pub enum DataError {
     },
 }
 
-impl Data {
-    /// Decodes data bytes; empty bytes are empty data.
+fn malformed(what: impl Into<String>) -> DataError {
+    DataError::Malformed(what.into())
+}
+
+/// Reads the encoded form; every length is checked against the bytes left before allocating.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn eof(&self) -> DataError {
+        malformed(format!("unexpected end of data at byte {}", self.pos + 1))
+    }
+
+    fn u8(&mut self) -> Result<u8, DataError> {
+        let b = *self.bytes.get(self.pos).ok_or_else(|| self.eof())?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn u64(&mut self) -> Result<u64, DataError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                if shift == 63 && b > 1 {
+                    break;
+                }
+                return Ok(v);
+            }
+        }
+        Err(malformed(format!("integer too large at byte {}", self.pos)))
+    }
+
+    fn u32(&mut self) -> Result<u32, DataError> {
+        let v = self.u64()?;
+        u32::try_from(v).map_err(|_| malformed(format!("integer {v} too large at byte {}", self.pos)))
+    }
+
+    /// A count of items that take at least `min_size` bytes each.
+    fn count(&mut self, min_size: usize) -> Result<usize, DataError> {
+        let n = self.u64()?;
+        let left = (self.bytes.len() - self.pos) as u64;
+        if n.saturating_mul(min_size.max(1) as u64) > left {
+            return Err(malformed(format!("{n} items declared at byte {}, only {left} bytes left", self.pos)));
+        }
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DataError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(|| self.eof())?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DataError> {
+        let b = self.bytes(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(b);
+        Ok(out)
+    }
+
+    fn str(&mut self) -> Result<&'a str, DataError> {
+        let n = self.count(1)?;
+        let at = self.pos;
+        std::str::from_utf8(self.bytes(n)?).map_err(|_| malformed(format!("invalid UTF-8 in the string at byte {at}")))
+    }
+
+    fn index<T: Clone>(&mut self, table: &[T], what: &str) -> Result<T, DataError> {
+        let i = self.u64()?;
+        table.get(i as usize).cloned().ok_or_else(|| malformed(format!("{what} index {i} out of range")))
+    }
+}
+
+/// Writes the encoded form; strings and tetraplets are collected into tables first.
+struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, b: u8) {
+        self.out.push(b);
+    }
+
+    fn u64(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Tables built while encoding: strings and tetraplets by content, tetraplets also by address
+/// (results of one peer usually share one `Arc`).
+#[derive(Default)]
+struct Tables<'d> {
+    strings: Vec<&'d str>,
+    string_ids: HashMap<&'d str, u32>,
+    tetraplets: Vec<[u32; 4]>,
+    tetraplet_ids: HashMap<[u32; 4], u32>,
+    by_address: HashMap<*const Tetraplet, u32>,
+}
+
+impl<'d> Tables<'d> {
+    fn string(&mut self, s: &'d str) -> u32 {
+        let next = self.strings.len() as u32;
+        *self.string_ids.entry(s).or_insert_with(|| {
+            self.strings.push(s);
+            next
+        })
+    }
+
+    fn tetraplet(&mut self, t: &'d Arc<Tetraplet>) -> u32 {
+        let address = Arc::as_ptr(t);
+        if let Some(id) = self.by_address.get(&address) {
+            return *id;
+        }
+        let key =
+            [self.string(&t.peer_pk), self.string(&t.service_id), self.string(&t.function_name), self.string(&t.lens)];
+        let next = self.tetraplets.len() as u32;
+        let id = *self.tetraplet_ids.entry(key).or_insert_with(|| {
+            self.tetraplets.push(key);
+            next
+        });
+        self.by_address.insert(address, id);
+        id
+    }
+}
+
+mod tag {
+    pub const PAR: u8 = 0;
+    pub const EXECUTED: u8 = 1;
+    pub const FAILED: u8 = 2;
+    pub const SENT: u8 = 3;
+    pub const FOLD: u8 = 4;
+    pub const AP: u8 = 5;
+    pub const CANON: u8 = 6;
+    pub const CANON_SENT: u8 = 7;
+}
+
+impl<'a> Data<'a> {
+    /// Decodes data bytes; empty bytes are empty data. Result values borrow `bytes`.
     ///
     /// # Errors
     /// [`DataError`] on a wrong version byte or malformed content.
-    pub fn decode(bytes: &[u8]) -> Result<Data, DataError> {
-        let Some((&version, body)) = bytes.split_first() else {
+    pub fn decode(bytes: &'a [u8]) -> Result<Data<'a>, DataError> {
+        let Some((&version, _)) = bytes.split_first() else {
             return Ok(Data::default());
         };
         if version != FORMAT_VERSION {
             return Err(DataError::Version { found: version });
         }
-        let (data, rest) = postcard::take_from_bytes::<Data>(body).map_err(|e| DataError::Malformed(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(DataError::Malformed(format!("{} trailing bytes", rest.len())));
+        let mut r = Reader { bytes, pos: 1 };
+        let interpreter_version = r.str()?.to_string();
+        let lcid = r.u32()?;
+        let n = r.count(1)?;
+        let mut strings: Vec<Arc<str>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            strings.push(Arc::from(r.str()?));
         }
-        Ok(data)
+        let n = r.count(4)?;
+        let mut tetraplets: Vec<Arc<Tetraplet>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut part = || r.index(&strings, "string").map(|s| s.to_string());
+            tetraplets.push(Arc::new(Tetraplet {
+                peer_pk: part()?,
+                service_id: part()?,
+                function_name: part()?,
+                lens: part()?,
+            }));
+        }
+        let n = r.count(1)?;
+        let mut trace = Vec::with_capacity(n);
+        for _ in 0..n {
+            trace.push(Self::decode_state(&mut r, &strings, &tetraplets)?);
+        }
+        let n = r.count(66)?;
+        let mut attestations = Vec::with_capacity(n);
+        for _ in 0..n {
+            let peer = r.index(&strings, "string")?;
+            let signature = r.bytes(64)?.to_vec();
+            let count = r.count(32)?;
+            let mut digests = Vec::with_capacity(count);
+            for _ in 0..count {
+                digests.push(r.array::<32>()?);
+            }
+            attestations.push(Attestation { peer, digests, signature });
+        }
+        if r.pos != bytes.len() {
+            return Err(malformed(format!("{} trailing bytes", bytes.len() - r.pos)));
+        }
+        Ok(Data { interpreter_version, trace, lcid, attestations })
     }
 
-    /// Encodes to bytes (format byte + postcard).
+    fn decode_result(r: &mut Reader<'a>, tetraplets: &[Arc<Tetraplet>]) -> Result<ServiceResult<'a>, DataError> {
+        let tetraplet = r.index(tetraplets, "tetraplet")?;
+        let argument_hash = r.array::<32>()?;
+        let value = Cow::Borrowed(r.str()?);
+        Ok(ServiceResult { value, tetraplet, argument_hash })
+    }
+
+    fn decode_state(
+        r: &mut Reader<'a>,
+        strings: &[Arc<str>],
+        tetraplets: &[Arc<Tetraplet>],
+    ) -> Result<State<'a>, DataError> {
+        let at = r.pos;
+        Ok(match r.u8()? {
+            tag::PAR => State::Par { left: r.u32()?, right: r.u32()? },
+            tag::EXECUTED => {
+                let result = Self::decode_result(r, tetraplets)?;
+                let output = match r.u8()? {
+                    0 => OutputKind::Scalar,
+                    1 => OutputKind::Stream { generation: r.u32()? },
+                    2 => OutputKind::Unused,
+                    k => return Err(malformed(format!("unknown output kind {k} at byte {}", r.pos))),
+                };
+                State::Call(CallState::Executed { result, output })
+            }
+            tag::FAILED => State::Call(CallState::Failed(Self::decode_result(r, tetraplets)?)),
+            tag::SENT => {
+                let peer = r.index(strings, "string")?;
+                let call_id = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.u32()?),
+                    k => return Err(malformed(format!("unknown call id flag {k} at byte {}", r.pos))),
+                };
+                State::Call(CallState::SentBy { peer, call_id })
+            }
+            tag::FOLD => {
+                let len = r.u32()?;
+                let n = r.count(5)?;
+                let mut lore = Vec::with_capacity(n);
+                for _ in 0..n {
+                    lore.push(FoldLore {
+                        value_pos: r.u32()?,
+                        before: (r.u32()?, r.u32()?),
+                        after: (r.u32()?, r.u32()?),
+                    });
+                }
+                State::Fold(FoldState { len, lore })
+            }
+            tag::AP => State::Ap { generation: r.u32()? },
+            tag::CANON => {
+                let tetraplet = r.index(tetraplets, "tetraplet")?;
+                let n = r.count(2)?;
+                let mut values = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let value = Cow::Borrowed(r.str()?);
+                    values.push(CanonElement { value, tetraplet: r.index(tetraplets, "tetraplet")? });
+                }
+                State::Canon(CanonState::Executed(Box::new(CanonResult { tetraplet, values })))
+            }
+            tag::CANON_SENT => State::Canon(CanonState::SentBy(r.index(strings, "string")?)),
+            t => return Err(malformed(format!("unknown state tag {t} at byte {}", at + 1))),
+        })
+    }
+
+    /// Encodes to bytes: format byte, interpreter version, lcid, string table, tetraplet table
+    /// (four string indices each), states, attestations (peer, signature, digests).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
-        // Serializing plain owned structs into a Vec cannot fail.
-        out.extend(postcard::to_stdvec(self).unwrap_or_default());
-        out
-    }
-}
-
-fn digest(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    for p in parts {
-        h.update(&(p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    *h.finalize().as_bytes()
-}
-
-fn tetraplet_bytes(t: &Tetraplet) -> Vec<u8> {
-    postcard::to_stdvec(t).unwrap_or_default()
-}
-
-impl ServiceResult {
-    /// The bytes that are signed: domain, particle id, kind, value, tetraplet, argument hash.
-    pub fn signed_digest(&self, particle_id: &str, failed: bool) -> [u8; 32] {
-        let kind: &[u8] = if failed { b"failed" } else { b"executed" };
-        digest(&[
-            b"weft-air/service-result/1",
-            particle_id.as_bytes(),
-            kind,
-            self.value.as_bytes(),
-            &tetraplet_bytes(&self.tetraplet),
-            &self.argument_hash,
-        ])
-    }
-}
-
-impl CanonResult {
-    /// The bytes that are signed: domain, particle id, tetraplet, values.
-    pub fn signed_digest(&self, particle_id: &str) -> [u8; 32] {
-        let mut parts: Vec<Vec<u8>> = vec![
-            b"weft-air/canon-result/1".to_vec(),
-            particle_id.as_bytes().to_vec(),
-            tetraplet_bytes(&self.tetraplet),
-        ];
-        for v in &self.values {
-            parts.push(v.value.as_bytes().to_vec());
-            parts.push(tetraplet_bytes(&v.tetraplet));
+        let mut t = Tables::default();
+        // first pass: the tables
+        for s in &self.trace {
+            match s {
+                State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => {
+                    t.tetraplet(&result.tetraplet);
+                }
+                State::Call(CallState::SentBy { peer, .. }) | State::Canon(CanonState::SentBy(peer)) => {
+                    t.string(peer);
+                }
+                State::Canon(CanonState::Executed(c)) => {
+                    t.tetraplet(&c.tetraplet);
+                    for v in &c.values {
+                        t.tetraplet(&v.tetraplet);
+                    }
+                }
+                State::Par { .. } | State::Fold(_) | State::Ap { .. } => {}
+            }
         }
-        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-        digest(&refs)
+        for a in &self.attestations {
+            t.string(&a.peer);
+        }
+        let values: usize = self.trace.iter().map(|s| s.value_len()).sum();
+        let mut w = Writer { out: Vec::with_capacity(64 + values + self.trace.len() * 40) };
+        w.u8(FORMAT_VERSION);
+        w.str(&self.interpreter_version);
+        w.u64(self.lcid as u64);
+        w.u64(t.strings.len() as u64);
+        for s in &t.strings {
+            w.str(s);
+        }
+        w.u64(t.tetraplets.len() as u64);
+        for key in &t.tetraplets {
+            for i in key {
+                w.u64(*i as u64);
+            }
+        }
+        w.u64(self.trace.len() as u64);
+        for s in &self.trace {
+            match s {
+                State::Par { left, right } => {
+                    w.u8(tag::PAR);
+                    w.u64(*left as u64);
+                    w.u64(*right as u64);
+                }
+                State::Call(CallState::Executed { result, output }) => {
+                    w.u8(tag::EXECUTED);
+                    w.result(&t, result);
+                    match output {
+                        OutputKind::Scalar => w.u8(0),
+                        OutputKind::Stream { generation } => {
+                            w.u8(1);
+                            w.u64(*generation as u64);
+                        }
+                        OutputKind::Unused => w.u8(2),
+                    }
+                }
+                State::Call(CallState::Failed(result)) => {
+                    w.u8(tag::FAILED);
+                    w.result(&t, result);
+                }
+                State::Call(CallState::SentBy { peer, call_id }) => {
+                    w.u8(tag::SENT);
+                    w.u64(t.string_id(peer) as u64);
+                    match call_id {
+                        None => w.u8(0),
+                        Some(id) => {
+                            w.u8(1);
+                            w.u64(*id as u64);
+                        }
+                    }
+                }
+                State::Fold(f) => {
+                    w.u8(tag::FOLD);
+                    w.u64(f.len as u64);
+                    w.u64(f.lore.len() as u64);
+                    for l in &f.lore {
+                        for v in [l.value_pos, l.before.0, l.before.1, l.after.0, l.after.1] {
+                            w.u64(v as u64);
+                        }
+                    }
+                }
+                State::Ap { generation } => {
+                    w.u8(tag::AP);
+                    w.u64(*generation as u64);
+                }
+                State::Canon(CanonState::Executed(c)) => {
+                    w.u8(tag::CANON);
+                    w.u64(t.tetraplet_id(&c.tetraplet) as u64);
+                    w.u64(c.values.len() as u64);
+                    for v in &c.values {
+                        w.str(&v.value);
+                        w.u64(t.tetraplet_id(&v.tetraplet) as u64);
+                    }
+                }
+                State::Canon(CanonState::SentBy(peer)) => {
+                    w.u8(tag::CANON_SENT);
+                    w.u64(t.string_id(peer) as u64);
+                }
+            }
+        }
+        w.u64(self.attestations.len() as u64);
+        for a in &self.attestations {
+            w.u64(t.string_id(&a.peer) as u64);
+            // a signature is 64 bytes by construction; pad or cut anything else (it won't verify)
+            let mut sig = [0u8; 64];
+            let n = a.signature.len().min(64);
+            sig[..n].copy_from_slice(&a.signature[..n]);
+            w.out.extend_from_slice(&sig);
+            w.u64(a.digests.len() as u64);
+            for d in &a.digests {
+                w.out.extend_from_slice(d);
+            }
+        }
+        w.out
+    }
+}
+
+impl State<'_> {
+    /// Bytes of result values in this state (to size the encoding buffer).
+    fn value_len(&self) -> usize {
+        match self {
+            State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => result.value.len(),
+            State::Canon(CanonState::Executed(c)) => c.values.iter().map(|v| v.value.len() + 2).sum(),
+            _ => 0,
+        }
+    }
+
+    /// The result this state holds, if any (what attestations cover).
+    pub fn result(&self) -> Option<Produced<'_, '_>> {
+        match self {
+            State::Call(CallState::Executed { result, .. }) => Some(Produced::Executed(result)),
+            State::Call(CallState::Failed(result)) => Some(Produced::Failed(result)),
+            State::Canon(CanonState::Executed(c)) => Some(Produced::Canon(c)),
+            _ => None,
+        }
+    }
+}
+
+/// A result in a trace: what a peer produced and signs.
+#[derive(Debug, Clone, Copy)]
+pub enum Produced<'r, 'a> {
+    /// A service result.
+    Executed(&'r ServiceResult<'a>),
+    /// A service failure.
+    Failed(&'r ServiceResult<'a>),
+    /// A canon snapshot.
+    Canon(&'r CanonResult<'a>),
+}
+
+impl Produced<'_, '_> {
+    /// The producing peer (the one whose attestation must cover it).
+    pub fn peer(&self) -> &str {
+        match self {
+            Produced::Executed(r) | Produced::Failed(r) => &r.tetraplet.peer_pk,
+            Produced::Canon(c) => &c.tetraplet.peer_pk,
+        }
+    }
+
+    /// The tetraplet of the result (shared `Arc`).
+    pub fn tetraplet(&self) -> &Arc<Tetraplet> {
+        match self {
+            Produced::Executed(r) | Produced::Failed(r) => &r.tetraplet,
+            Produced::Canon(c) => &c.tetraplet,
+        }
+    }
+
+    /// The digest attestations cover.
+    pub fn digest(&self) -> [u8; 32] {
+        match self {
+            Produced::Executed(r) => r.digest(false),
+            Produced::Failed(r) => r.digest(true),
+            Produced::Canon(c) => c.digest(),
+        }
+    }
+}
+
+impl Writer {
+    fn result(&mut self, t: &Tables<'_>, r: &ServiceResult<'_>) {
+        self.u64(t.tetraplet_id(&r.tetraplet) as u64);
+        self.out.extend_from_slice(&r.argument_hash);
+        self.str(&r.value);
+    }
+}
+
+impl Tables<'_> {
+    fn string_id(&self, s: &str) -> u32 {
+        self.string_ids.get(s).copied().unwrap_or(0)
+    }
+
+    fn tetraplet_id(&self, t: &Arc<Tetraplet>) -> u32 {
+        self.by_address.get(&Arc::as_ptr(t)).copied().unwrap_or(0)
+    }
+}
+
+fn hash_part(h: &mut blake3::Hasher, part: &[u8]) {
+    h.update(&(part.len() as u64).to_le_bytes());
+    h.update(part);
+}
+
+fn hash_tetraplet(h: &mut blake3::Hasher, t: &Tetraplet) {
+    for part in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
+        hash_part(h, part.as_bytes());
+    }
+}
+
+impl ServiceResult<'_> {
+    /// blake3 over domain, kind, value, tetraplet and argument hash: what an [`Attestation`]
+    /// of the producing peer lists.
+    pub fn digest(&self, failed: bool) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        hash_part(&mut h, if failed { b"weft-air/failed/2" } else { b"weft-air/executed/2" });
+        hash_part(&mut h, self.value.as_bytes());
+        hash_tetraplet(&mut h, &self.tetraplet);
+        h.update(&self.argument_hash);
+        *h.finalize().as_bytes()
+    }
+}
+
+impl CanonResult<'_> {
+    /// blake3 over domain, tetraplet and every value with its tetraplet.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        hash_part(&mut h, b"weft-air/canon/2");
+        hash_tetraplet(&mut h, &self.tetraplet);
+        h.update(&(self.values.len() as u64).to_le_bytes());
+        for v in &self.values {
+            hash_part(&mut h, v.value.as_bytes());
+            hash_tetraplet(&mut h, &v.tetraplet);
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
+impl Attestation {
+    /// What is signed: blake3 over domain, particle id, peer id and the digests.
+    pub fn message(particle_id: &str, peer: &str, digests: &[[u8; 32]]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        hash_part(&mut h, b"weft-air/attestation/2");
+        hash_part(&mut h, particle_id.as_bytes());
+        hash_part(&mut h, peer.as_bytes());
+        h.update(&(digests.len() as u64).to_le_bytes());
+        for d in digests {
+            h.update(d);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// `peer`'s attestation of `digests` for this particle, signed with `key` (the key of `peer`).
+    pub fn sign(key: &SigningKey, particle_id: &str, peer: &str, digests: Vec<[u8; 32]>) -> Attestation {
+        let message = Self::message(particle_id, peer, &digests);
+        Attestation { peer: Arc::from(peer), digests, signature: sign(key, &message) }
+    }
+
+    /// Checks the signature against the key in the peer id.
+    ///
+    /// # Errors
+    /// A message naming the peer when its id is not a key or the signature does not match.
+    pub fn verify(&self, particle_id: &str) -> Result<(), String> {
+        let message = Self::message(particle_id, &self.peer, &self.digests);
+        verify(&self.peer, &message, &self.signature)
     }
 }
 
@@ -247,24 +735,51 @@ pub fn verify(peer_id: &str, digest: &[u8; 32], signature: &[u8]) -> Result<(), 
     let key = public_key_from_peer_id(peer_id)
         .ok_or_else(|| format!("peer id '{peer_id}' is not an Ed25519 peer id, its results can't be verified"))?;
     let sig = Signature::from_slice(signature).map_err(|_| format!("malformed signature of peer '{peer_id}'"))?;
-    key.verify(digest, &sig).map_err(|_| format!("signature of peer '{peer_id}' does not match its result"))
+    key.verify(digest, &sig).map_err(|_| format!("signature of peer '{peer_id}' does not match its results"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn result(v: &str) -> ServiceResult<'static> {
+        ServiceResult {
+            value: Cow::Owned(v.to_string()),
+            tetraplet: Arc::new(Tetraplet::new("p", "s", "f")),
+            argument_hash: [3; 32],
+        }
+    }
+
     #[test]
     fn roundtrip_and_garbage() {
+        let shared = Arc::new(Tetraplet::new("q", "s", "g"));
         let data = Data {
             interpreter_version: "x".into(),
             trace: vec![
                 State::Par { left: 1, right: 0 },
                 State::Call(CallState::SentBy { peer: "p".into(), call_id: Some(3) }),
-                State::Fold(FoldState { len: 0, lore: vec![] }),
+                State::Fold(FoldState { len: 0, lore: vec![FoldLore { value_pos: 1, before: (0, 2), after: (2, 0) }] }),
                 State::Ap { generation: 2 },
+                State::Call(CallState::Executed {
+                    result: result("\"a\""),
+                    output: OutputKind::Stream { generation: 1 },
+                }),
+                State::Call(CallState::Failed(result("{}"))),
+                State::Canon(CanonState::Executed(Box::new(CanonResult {
+                    tetraplet: Arc::new(Tetraplet::literal("p")),
+                    values: vec![
+                        CanonElement { value: "1".into(), tetraplet: shared.clone() },
+                        CanonElement { value: "2".into(), tetraplet: shared },
+                    ],
+                }))),
+                State::Canon(CanonState::SentBy("q".into())),
             ],
             lcid: 3,
+            attestations: vec![Attestation {
+                peer: "p".into(),
+                digests: vec![[1; 32], [2; 32]],
+                signature: vec![9; 64],
+            }],
         };
         let bytes = data.encode();
         assert_eq!(Data::decode(&bytes).unwrap(), data);
@@ -274,6 +789,19 @@ mod tests {
             assert!(Data::decode(&bytes[..cut]).is_err());
         }
         // a huge declared length must not allocate or panic
-        assert!(Data::decode(&[FORMAT_VERSION, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(Data::decode(&[FORMAT_VERSION, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn attestation_signs_the_digest_list() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let peer = crate::peer_id::peer_id_from_secret(&[5; 32]);
+        let a = Attestation::sign(&key, "particle", &peer, vec![result("1").digest(false)]);
+        a.verify("particle").unwrap();
+        assert!(a.verify("other").is_err());
+        let mut b = a.clone();
+        b.digests[0] = result("2").digest(false);
+        assert!(b.verify("particle").is_err());
+        assert_ne!(result("1").digest(false), result("1").digest(true));
     }
 }

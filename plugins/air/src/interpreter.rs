@@ -2,13 +2,14 @@
 //! data that arrived, the run parameters and the results of earlier call requests, and returns an
 //! [`Outcome`]. No I/O happens here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JValue;
 
-use crate::data::{CallState, CanonResult, CanonState, Data, DataError, ServiceResult, State};
+use crate::data::{Attestation, Data, DataError, State};
 use crate::exec::{Ctx, Engine, ExecError};
 use crate::parser::{ParseLimits, parse_with_limits};
 use crate::trace::TraceHandler;
@@ -105,10 +106,10 @@ pub struct CallRequest {
     pub service_id: String,
     /// Function.
     pub function_name: String,
-    /// Argument values.
-    pub arguments: Vec<JValue>,
+    /// Argument values (shared with the interpreter's variables: cloning one is cheap).
+    pub arguments: Vec<Arc<JValue>>,
     /// Provenance of each argument (one per element for canon streams).
-    pub tetraplets: Vec<Vec<Tetraplet>>,
+    pub tetraplets: Vec<Vec<Arc<Tetraplet>>>,
 }
 
 /// What a run returns.
@@ -141,72 +142,108 @@ fn refuse(prev_data: &[u8], ret_code: i64, error_message: String) -> Outcome {
     Outcome { ret_code, error_message, data: prev_data.to_vec(), next_peers: Vec::new(), call_requests: Vec::new() }
 }
 
-fn decode(bytes: &[u8], which: &str) -> Result<Data, (i64, String)> {
+fn decode<'a>(bytes: &'a [u8], which: &str) -> Result<Data<'a>, (i64, String)> {
     Data::decode(bytes).map_err(|e| match e {
         DataError::Version { .. } => (code::VERSION, format!("{which}: {e}")),
         _ => (code::DATA, format!("{which}: {e}")),
     })
 }
 
-/// A signed result in a trace.
-#[derive(Clone, Copy, PartialEq)]
-enum Signed<'a> {
-    Executed(&'a ServiceResult),
-    Failed(&'a ServiceResult),
-    Canon(&'a CanonResult),
-}
-
-impl<'a> Signed<'a> {
-    fn of(state: &'a State) -> Option<Self> {
-        match state {
-            State::Call(CallState::Executed { result, .. }) => Some(Signed::Executed(result)),
-            State::Call(CallState::Failed(result)) => Some(Signed::Failed(result)),
-            State::Canon(CanonState::Executed(result)) => Some(Signed::Canon(result)),
-            _ => None,
-        }
-    }
-
-    fn signature(self) -> &'a [u8] {
-        match self {
-            Signed::Executed(r) | Signed::Failed(r) => &r.signature,
-            Signed::Canon(r) => &r.signature,
-        }
-    }
-
-    fn verify(self, particle_id: &str) -> Result<(), String> {
-        let (digest, peer) = match self {
-            Signed::Executed(r) => (r.signed_digest(particle_id, false), &r.tetraplet.peer_pk),
-            Signed::Failed(r) => (r.signed_digest(particle_id, true), &r.tetraplet.peer_pk),
-            Signed::Canon(r) => (r.signed_digest(particle_id), &r.tetraplet.peer_pk),
-        };
-        crate::data::verify(peer, &digest, self.signature())
-    }
-}
-
-/// Checks the signatures of results in `current` that `prev` does not already hold.
+/// Checks that every result in `current` is covered by a valid attestation of its producer.
 ///
-/// A result is already held when `prev` has an equal result (same kind, content and signature
-/// bytes): `prev_data` is this peer's own data for this particle, whose results were verified
-/// when they arrived (or signed here), so the signature over the same digest is valid. Only the
-/// other results are hashed and verified; a run without signed results in `current` hashes
-/// nothing.
-fn verify_current(prev: &Data, current: &Data, particle_id: &str) -> Result<(), String> {
-    let mut incoming = current.trace.iter().filter_map(Signed::of).peekable();
-    if incoming.peek().is_none() {
+/// Attestations in `current` that `prev` already holds (same peer, digests and signature) are
+/// trusted: `prev_data` is this peer's own data for this particle, whose attestations were
+/// verified when they arrived (or signed here). Every other attestation in `current` is verified
+/// (one Ed25519 verification each), and must be valid even if it covers nothing. Then each result
+/// in `current` is hashed and its digest looked up among the attestations of the peer named in
+/// its tetraplet: those of `current`, then those of `prev`.
+fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Result<(), String> {
+    if current.attestations.is_empty() && !current.trace.iter().any(|s| s.result().is_some()) {
         return Ok(());
     }
-    let mut known: HashMap<&[u8], Vec<Signed<'_>>> = HashMap::new();
-    for s in prev.trace.iter().filter_map(Signed::of) {
-        known.entry(s.signature()).or_default().push(s);
+    let held: HashMap<&[u8], &Attestation> = prev.attestations.iter().map(|a| (a.signature.as_slice(), a)).collect();
+    for a in &current.attestations {
+        if !held.get(a.signature.as_slice()).is_some_and(|p| *p == a) {
+            a.verify(particle_id)?;
+        }
     }
-    for s in incoming {
-        let held = known.get(s.signature()).is_some_and(|same| same.contains(&s));
-        if !held {
-            s.verify(particle_id)?;
-            known.entry(s.signature()).or_default().push(s);
+    fn covered(attestations: &[Attestation]) -> HashMap<&str, HashSet<[u8; 32]>> {
+        let mut sets: HashMap<&str, HashSet<[u8; 32]>> = HashMap::new();
+        for a in attestations {
+            sets.entry(&*a.peer).or_default().extend(a.digests.iter().copied());
+        }
+        sets
+    }
+    let from_current = covered(&current.attestations);
+    let mut from_prev = None;
+    for r in current.trace.iter().filter_map(State::result) {
+        let digest = r.digest();
+        let peer = r.peer();
+        if from_current.get(peer).is_some_and(|s| s.contains(&digest)) {
+            continue;
+        }
+        let from_prev = from_prev.get_or_insert_with(|| covered(&prev.attestations));
+        if !from_prev.get(peer).is_some_and(|s| s.contains(&digest)) {
+            return Err(format!("a result of peer '{peer}' is not covered by a valid signature of that peer"));
         }
     }
     Ok(())
+}
+
+/// The attestations of the new data: those of both inputs (once each), without those made
+/// redundant by a larger one of the same peer, and — when this run produced results — without
+/// this peer's old ones, replaced by one signature over all of its results in the new trace.
+fn attestations(
+    prev: Vec<Attestation>,
+    current: Vec<Attestation>,
+    trace: &[State<'_>],
+    produced: bool,
+    params: &RunParams,
+    secret: &[u8; 32],
+) -> Vec<Attestation> {
+    let me = params.current_peer_id.as_str();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut all: Vec<Attestation> = Vec::with_capacity(prev.len() + current.len() + 1);
+    for a in prev.into_iter().chain(current) {
+        if produced && &*a.peer == me {
+            continue;
+        }
+        if seen.insert(a.signature.clone()) {
+            all.push(a);
+        }
+    }
+    // per peer with several: keep the largest first, then only those that add a digest
+    let mut per_peer: HashMap<Arc<str>, usize> = HashMap::new();
+    for a in &all {
+        *per_peer.entry(a.peer.clone()).or_default() += 1;
+    }
+    if per_peer.values().any(|n| *n > 1) {
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|i| std::cmp::Reverse(all[*i].digests.len()));
+        let mut keep = vec![true; all.len()];
+        let mut union: HashMap<Arc<str>, HashSet<[u8; 32]>> = HashMap::new();
+        for i in order {
+            let a = &all[i];
+            if per_peer[&a.peer] < 2 {
+                continue;
+            }
+            let set = union.entry(a.peer.clone()).or_default();
+            let before = set.len();
+            set.extend(a.digests.iter().copied());
+            keep[i] = set.len() > before || a.digests.is_empty() && before == 0;
+        }
+        let mut k = keep.into_iter();
+        all.retain(|_| k.next().unwrap_or(true));
+    }
+    if produced {
+        let digests: Vec<[u8; 32]> =
+            trace.iter().filter_map(State::result).filter(|r| r.peer() == me).map(|r| r.digest()).collect();
+        if !digests.is_empty() {
+            let key = SigningKey::from_bytes(secret);
+            all.push(Attestation::sign(&key, &params.particle_id, me, digests));
+        }
+    }
+    all
 }
 
 /// Runs the interpreter once.
@@ -263,8 +300,6 @@ pub fn run(
         current_peer_id: &params.current_peer_id,
         timestamp: params.timestamp,
         ttl: params.ttl,
-        particle_id: &params.particle_id,
-        key: SigningKey::from_bytes(&secret),
         limits,
     };
     let trace = TraceHandler::new(prev.trace, current.trace);
@@ -278,8 +313,14 @@ pub fn run(
         Err(ExecError::Uncatchable(e)) => return refuse(prev_data, e.code(), e.to_string()),
         Err(e @ ExecError::Catchable(_)) => (e.code(), e.message()),
     };
-    let data =
-        Data { interpreter_version: env!("CARGO_PKG_VERSION").to_string(), trace: result.trace, lcid: result.lcid };
+    let attestations =
+        attestations(prev.attestations, current.attestations, &result.trace, result.produced, params, &secret);
+    let data = Data {
+        interpreter_version: env!("CARGO_PKG_VERSION").to_string(),
+        trace: result.trace,
+        lcid: result.lcid,
+        attestations,
+    };
     Outcome {
         ret_code,
         error_message,

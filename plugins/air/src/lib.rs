@@ -50,6 +50,7 @@
 
 pub mod data;
 mod exec;
+mod hash;
 mod interpreter;
 pub mod parser;
 pub mod peer_id;

@@ -96,7 +96,7 @@ impl air::Interpreter for Interpreter {
                 id: c.id,
                 service_id: c.service_id,
                 function_name: c.function_name,
-                arguments: serde_json::Value::Array(c.arguments).to_string(),
+                arguments: serde_json::to_string(&c.arguments).unwrap_or_else(|_| "[]".into()),
                 tetraplets: serde_json::to_string(&c.tetraplets).unwrap_or_else(|_| "[]".into()),
             })
             .collect();

@@ -208,8 +208,8 @@ fn value_answer(ret_code: i32, v: JValue) -> Answer {
 
 fn behaviour(b: &str, req: &CallRequest, ret_code: i32) -> Result<Answer, Error> {
     let v = match b {
-        "echo" => req.arguments.first().cloned().unwrap_or(JValue::Null),
-        "echo_all" => JValue::Array(req.arguments.clone()),
+        "echo" => req.arguments.first().map(|a| (**a).clone()).unwrap_or(JValue::Null),
+        "echo_all" => JValue::Array(req.arguments.iter().map(|a| (**a).clone()).collect()),
         "unit" => JValue::String("result from unit_call_service".into()),
         "tetraplets" => serde_json::to_value(&req.tetraplets).unwrap_or(JValue::Null),
         "params" => {

@@ -11,6 +11,9 @@ use std::collections::HashMap;
 
 use crate::data::{CallState, CanonState, FoldLore, FoldState, OutputKind, State};
 
+/// "No position" in [`TraceHandler`]'s position map.
+const NONE: u32 = u32::MAX;
+
 /// Errors of the trace handler (uncatchable, code 20000).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -58,24 +61,25 @@ struct Window {
 
 /// The merged trace handler of one run.
 #[derive(Debug)]
-pub struct TraceHandler {
-    prev: Vec<State>,
-    cur: Vec<State>,
+pub struct TraceHandler<'a> {
+    prev: Vec<State<'a>>,
+    cur: Vec<State<'a>>,
     pw: Window,
     cw: Window,
     /// The result trace.
-    pub result: Vec<State>,
-    /// result position → (previous position, current position) of merged call/ap states.
-    pos_map: HashMap<usize, (Option<usize>, Option<usize>)>,
+    pub result: Vec<State<'a>>,
+    /// Indexed by result position: (previous position, current position) of merged call/ap
+    /// states ([`NONE`] when absent or not recorded).
+    pos_map: Vec<(u32, u32)>,
 }
 
 /// What the trace says about a call.
 #[derive(Debug)]
-pub enum CallMerge {
+pub enum CallMerge<'a> {
     /// No state: execute for the first time.
     NotMet,
     /// A state and the input it came from.
-    Met(CallState, Source),
+    Met(CallState<'a>, Source),
 }
 
 /// Context of an open `par`.
@@ -118,7 +122,7 @@ pub struct FoldCtx {
     stack: Vec<IterRec>,
 }
 
-fn describe(s: Option<&State>) -> String {
+fn describe(s: Option<&State<'_>>) -> String {
     match s {
         None => "none".into(),
         Some(State::Par { left, right }) => format!("par [{left}, {right}]"),
@@ -132,15 +136,16 @@ fn describe(s: Option<&State>) -> String {
     }
 }
 
-impl TraceHandler {
+impl<'a> TraceHandler<'a> {
     /// A handler over the two input traces.
-    pub fn new(prev: Vec<State>, cur: Vec<State>) -> Self {
+    pub fn new(prev: Vec<State<'a>>, cur: Vec<State<'a>>) -> Self {
         let pw = Window { pos: 0, end: prev.len() };
         let cw = Window { pos: 0, end: cur.len() };
-        TraceHandler { prev, cur, pw, cw, result: Vec::new(), pos_map: HashMap::new() }
+        let capacity = prev.len().max(cur.len());
+        TraceHandler { prev, cur, pw, cw, result: Vec::with_capacity(capacity), pos_map: Vec::new() }
     }
 
-    fn take(states: &[State], w: &mut Window) -> Option<usize> {
+    fn take(states: &[State<'_>], w: &mut Window) -> Option<usize> {
         if w.pos < w.end && w.pos < states.len() {
             w.pos += 1;
             Some(w.pos - 1)
@@ -162,20 +167,34 @@ impl TraceHandler {
     }
 
     /// Appends a state to the result trace, returning its position.
-    pub fn push(&mut self, state: State) -> usize {
+    pub fn push(&mut self, state: State<'a>) -> usize {
         self.result.push(state);
         self.result.len() - 1
     }
 
     fn record(&mut self, result_pos: usize, p: Option<usize>, c: Option<usize>) {
-        self.pos_map.insert(result_pos, (p, c));
+        if p.is_none() && c.is_none() {
+            return;
+        }
+        if self.pos_map.len() <= result_pos {
+            self.pos_map.resize(result_pos + 1, (NONE, NONE));
+        }
+        let pos = |i: Option<usize>| i.map_or(NONE, |i| i as u32);
+        self.pos_map[result_pos] = (pos(p), pos(c));
+    }
+
+    /// The input positions recorded for the state at `result_pos`.
+    fn recorded(&self, result_pos: usize) -> (Option<usize>, Option<usize>) {
+        let (p, c) = self.pos_map.get(result_pos).copied().unwrap_or((NONE, NONE));
+        let pos = |i: u32| (i != NONE).then_some(i as usize);
+        (pos(p), pos(c))
     }
 
     /// Next call state; records the input positions for the state about to be pushed.
     ///
     /// # Errors
     /// A non-call state, or contradicting call states.
-    pub fn meet_call(&mut self) -> Result<CallMerge, TraceError> {
+    pub fn meet_call(&mut self) -> Result<CallMerge<'a>, TraceError> {
         let (p, c) = self.next_pair();
         let ps = p.map(|i| &self.prev[i]);
         let cs = c.map(|i| &self.cur[i]);
@@ -239,7 +258,7 @@ impl TraceHandler {
     ///
     /// # Errors
     /// A non-canon state or two different snapshots.
-    pub fn meet_canon(&mut self) -> Result<Option<(CanonState, Source)>, TraceError> {
+    pub fn meet_canon(&mut self) -> Result<Option<(CanonState<'a>, Source)>, TraceError> {
         let (p, c) = self.next_pair();
         Ok(match (p.map(|i| &self.prev[i]), c.map(|i| &self.cur[i])) {
             (None, None) => None,
@@ -273,7 +292,7 @@ impl TraceHandler {
     pub fn par_start(&mut self) -> Result<ParCtx, TraceError> {
         let (prev_end, cur_end) = (self.pw.end, self.cw.end);
         let (p, c) = self.next_pair();
-        let side = |states: &[State], i: Option<usize>| -> Result<Option<(usize, usize, usize)>, ()> {
+        let side = |states: &[State<'_>], i: Option<usize>| -> Result<Option<(usize, usize, usize)>, ()> {
             match i.map(|i| (i, &states[i])) {
                 None => Ok(None),
                 Some((i, State::Par { left, right })) => Ok(Some((i + 1, *left as usize, *right as usize))),
@@ -330,7 +349,7 @@ impl TraceHandler {
     pub fn fold_start(&mut self) -> Result<FoldCtx, TraceError> {
         let (prev_end, cur_end) = (self.pw.end, self.cw.end);
         let (p, c) = self.next_pair();
-        let side = |states: &[State], i: Option<usize>, w: Window| -> Result<FoldSide, TraceError> {
+        let side = |states: &[State<'_>], i: Option<usize>, w: Window| -> Result<FoldSide, TraceError> {
             let Some(i) = i else {
                 return Ok(FoldSide { region_start: w.pos, region_end: w.pos, by_value: HashMap::new() });
             };
@@ -373,7 +392,7 @@ impl TraceHandler {
 
     /// An iteration starts for the value produced by the state at `value_pos` (result trace).
     pub fn iteration_start(&mut self, ctx: &mut FoldCtx, value_pos: Option<usize>) {
-        let (pp, cp) = value_pos.and_then(|v| self.pos_map.get(&v).copied()).unwrap_or((None, None));
+        let (pp, cp) = value_pos.map_or((None, None), |v| self.recorded(v));
         let prev = pp.and_then(|p| ctx.prev.by_value.get(&(p as u32)).copied());
         let cur = cp.and_then(|c| ctx.cur.by_value.get(&(c as u32)).copied());
         self.pw = Self::window_of(&ctx.prev, prev, false);
@@ -445,7 +464,7 @@ impl TraceHandler {
     }
 
     /// The result trace.
-    pub fn into_result(self) -> Vec<State> {
+    pub fn into_result(self) -> Vec<State<'a>> {
         self.result
     }
 }
@@ -456,25 +475,24 @@ mod tests {
     use crate::data::ServiceResult;
     use crate::value::Tetraplet;
 
-    fn executed(v: &str) -> State {
+    fn executed(v: &str) -> State<'static> {
         State::Call(CallState::Executed {
-            result: Box::new(ServiceResult {
-                value: v.into(),
-                tetraplet: Tetraplet::new("p", "s", "f"),
+            result: ServiceResult {
+                value: v.to_string().into(),
+                tetraplet: std::sync::Arc::new(Tetraplet::new("p", "s", "f")),
                 argument_hash: [0; 32],
-                signature: vec![],
-            }),
+            },
             output: OutputKind::Scalar,
         })
     }
 
-    fn sent() -> State {
+    fn sent() -> State<'static> {
         State::Call(CallState::SentBy { peer: "p".into(), call_id: None })
     }
 
-    fn value_of(m: CallMerge) -> Option<(String, Source)> {
+    fn value_of(m: CallMerge<'_>) -> Option<(String, Source)> {
         match m {
-            CallMerge::Met(CallState::Executed { result, .. }, src) => Some((result.value, src)),
+            CallMerge::Met(CallState::Executed { result, .. }, src) => Some((result.value.into_owned(), src)),
             _ => None,
         }
     }

@@ -1,6 +1,6 @@
 //! Leaf instructions: call, canon, ap, fail, match.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::{Value as JValue, json};
 
@@ -8,22 +8,62 @@ use super::env::{CanonValue, Item, StreamValue};
 use super::errors::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
 use super::resolve::{Resolved, kv};
 use super::{Engine, ErrorSlot};
-use crate::data::{self, CallState, CanonElement, CanonResult, CanonState, OutputKind, ServiceResult, State};
+use crate::data::{CallState, CanonElement, CanonResult, CanonState, OutputKind, ServiceResult, State};
 use crate::interpreter::CallRequest;
-use crate::parser::{Ap, ApDest, ApMap, Call, CallOutput, Canon, CanonDest, Fail, NodeId, Value};
+use crate::parser::{Ap, ApDest, ApMap, Call, CallOutput, Canon, CanonDest, Fail, Name, NodeId, Value};
 use crate::trace::{CallMerge, Source};
 use crate::value::Tetraplet;
 
-impl Engine<'_> {
+/// A call argument: a literal (resolved only when needed) or a resolved value.
+enum Arg<'v> {
+    Literal(&'v Value<'v>),
+    Resolved(Resolved),
+}
+
+/// Values that resolve without the environment, never fail and never join.
+fn is_literal(v: &Value<'_>) -> bool {
+    matches!(
+        v,
+        Value::Literal(_)
+            | Value::Number(_)
+            | Value::Bool(_)
+            | Value::EmptyArray
+            | Value::InitPeerId
+            | Value::Timestamp
+            | Value::Ttl
+    )
+}
+
+/// A resolved peer, service or function name.
+enum Part<'v> {
+    /// A string literal of the script.
+    Literal(&'v str),
+    /// A variable's string value.
+    Value(Arc<JValue>),
+}
+
+impl Part<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Part::Literal(s) => s,
+            Part::Value(v) => v.as_str().unwrap_or_default(),
+        }
+    }
+}
+
+impl<'a> Engine<'a> {
     fn head(&self, node: NodeId) -> String {
         self.ast.node(node).instr.head()
     }
 
     /// Resolves a peer/service/function part to a string; `Ok(None)` is a join.
-    fn triplet_part(&self, v: &Value) -> Result<Option<String>, CatchableError> {
+    fn triplet_part(&self, v: &'a Value<'a>) -> Result<Option<Part<'a>>, CatchableError> {
+        if let Value::Literal(s) = v {
+            return Ok(Some(Part::Literal(s)));
+        }
         let Some(r) = self.resolve(v)? else { return Ok(None) };
         match &*r.value {
-            JValue::String(s) => Ok(Some(s.clone())),
+            JValue::String(_) => Ok(Some(Part::Value(r.value))),
             other => Err(CatchableError::NonStringValueInTripletResolution {
                 variable_name: v.to_string(),
                 actual_value: other.clone(),
@@ -31,8 +71,8 @@ impl Engine<'_> {
         }
     }
 
-    fn check_output_name(&self, name: &str) -> Result<(), ExecError> {
-        if self.env.iterators.get(name).is_some_and(|c| !c.is_empty()) {
+    fn check_output_name(&self, name: Name<'_>) -> Result<(), ExecError> {
+        if !self.env.cursors(name).is_empty() {
             return Err(UncatchableError::IterableShadowing(name.to_string()).into());
         }
         if self.env.would_shadow(name) {
@@ -44,7 +84,7 @@ impl Engine<'_> {
     /// Appends a value to a stream; returns an error past the stream size limit.
     fn push_stream(
         &mut self,
-        name: &str,
+        name: Name<'a>,
         item: Item,
         source: Source,
         generation: Option<u32>,
@@ -63,51 +103,81 @@ impl Engine<'_> {
         serde_json::from_str(text).map_err(|e| UncatchableError::MalformedStoredValue(e.to_string()).into())
     }
 
-    pub(crate) fn exec_call(&mut self, node: NodeId, c: &Call) -> Result<(), ExecError> {
-        let current = self.ctx.current_peer_id.to_string();
+    /// blake3 of the JSON text of the arguments (`[a,b,…]`, as `serde_json::to_string` writes it).
+    fn argument_hash(&mut self, args: &[Arg<'_>]) -> [u8; 32] {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.push(b'[');
+        for (i, a) in args.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            // writing JSON into a Vec cannot fail
+            let _ = match a {
+                Arg::Resolved(r) => serde_json::to_writer(&mut buf, &*r.value),
+                Arg::Literal(Value::Literal(s)) => serde_json::to_writer(&mut buf, s),
+                Arg::Literal(Value::InitPeerId) => serde_json::to_writer(&mut buf, self.ctx.init_peer_id),
+                Arg::Literal(Value::Number(crate::parser::Number::Int(n))) => serde_json::to_writer(&mut buf, n),
+                Arg::Literal(v) => match self.resolve(v) {
+                    Ok(Some(r)) => serde_json::to_writer(&mut buf, &*r.value),
+                    _ => Ok(()),
+                },
+            };
+        }
+        buf.push(b']');
+        let hash = *blake3::hash(&buf).as_bytes();
+        self.scratch = buf;
+        hash
+    }
+
+    fn call_tetraplet(peer: &str, service: &str, function: &str) -> Tetraplet {
+        Tetraplet::new(peer, service, function)
+    }
+
+    pub(crate) fn exec_call(&mut self, node: NodeId, c: &'a Call<'a>) -> Result<(), ExecError> {
+        let current = self.ctx.current_peer_id;
         // 1. triplet
-        let mut parts = Vec::with_capacity(3);
-        for v in [&c.peer, &c.service, &c.function] {
+        let mut parts: [Option<Part<'a>>; 3] = [None, None, None];
+        for (slot, v) in parts.iter_mut().zip([&c.peer, &c.service, &c.function]) {
             match self.triplet_part(v) {
-                Ok(Some(s)) => parts.push(s),
+                Ok(Some(s)) => *slot = Some(s),
                 Ok(None) => {
                     self.complete = false;
                     return Ok(());
                 }
-                Err(e) => return Err(self.raise(node, e, Some(&current), None)),
+                Err(e) => return Err(self.raise(node, e, Some(current), None)),
             }
         }
-        let function = parts.pop().expect("three parts");
-        let service = parts.pop().expect("three parts");
-        let peer = parts.pop().expect("three parts");
-        let call_tetraplet = Tetraplet::new(&peer, &service, &function);
+        let [Some(peer), Some(service), Some(function)] = &parts else { unreachable!("three parts resolved") };
+        let (peer, service, function) = (peer.as_str(), service.as_str(), function.as_str());
         // 2. output name
         if let CallOutput::Scalar(name) = &c.output {
-            self.check_output_name(name)?;
+            self.check_output_name(*name)?;
         }
         // 3. arguments
         let mut joinable = false;
-        let mut args: Vec<Resolved> = Vec::with_capacity(c.args.len());
+        let mut args: Vec<Arg<'a>> = Vec::with_capacity(c.args.len());
         for a in &c.args {
+            if is_literal(a) {
+                args.push(Arg::Literal(a));
+                continue;
+            }
             match self.resolve(a) {
-                Ok(Some(r)) => args.push(r),
+                Ok(Some(r)) => args.push(Arg::Resolved(r)),
                 Ok(None) => joinable = true,
-                Err(e) => return Err(self.raise(node, e, Some(&peer), Some(call_tetraplet))),
+                Err(e) => {
+                    let t = Self::call_tetraplet(peer, service, function);
+                    return Err(self.raise(node, e, Some(peer), Some(t)));
+                }
             }
         }
-        let arg_values: Vec<JValue> = args.iter().map(|r| (*r.value).clone()).collect();
-        let argument_hash = *blake3::hash(serde_json::to_string(&arg_values).unwrap_or_default().as_bytes()).as_bytes();
         // 4. trace
         let merged = self.trace.meet_call().map_err(|e| self.trace_err(node, e))?;
-        let state = match merged {
-            CallMerge::NotMet => None,
-            CallMerge::Met(state, source) => Some((state, source)),
-        };
-        match state {
-            None => {
+        match merged {
+            CallMerge::NotMet => {
                 if peer != current {
-                    self.send_to(&peer);
-                    self.trace.push(State::Call(CallState::SentBy { peer: current, call_id: None }));
+                    self.send_to(peer);
+                    self.trace.push(State::Call(CallState::SentBy { peer: Arc::from(current), call_id: None }));
                     self.complete = false;
                     return Ok(());
                 }
@@ -115,15 +185,15 @@ impl Engine<'_> {
                     self.complete = false;
                     return Ok(());
                 }
-                self.request(&service, &function, args, arg_values);
+                self.request(service, function, args);
                 Ok(())
             }
-            Some((CallState::SentBy { peer: sender, call_id: Some(id) }, _)) if sender == current => {
+            CallMerge::Met(CallState::SentBy { peer: sender, call_id: Some(id) }, _) if *sender == *current => {
                 match self.call_results.get(&id) {
                     Some(result) => {
                         self.consumed.insert(id);
-                        let (rc, text) = (result.ret_code, result.result.clone());
-                        self.consume(node, c, &call_tetraplet, argument_hash, rc, &text)
+                        let argument_hash = self.argument_hash(&args);
+                        self.consume(node, c, service, function, argument_hash, result.ret_code, &result.result)
                     }
                     None => {
                         self.trace.push(State::Call(CallState::SentBy { peer: sender, call_id: Some(id) }));
@@ -132,24 +202,25 @@ impl Engine<'_> {
                     }
                 }
             }
-            Some((sent @ CallState::SentBy { .. }, _)) => {
+            CallMerge::Met(sent @ CallState::SentBy { .. }, _) => {
                 if peer == current && !joinable {
-                    self.request(&service, &function, args, arg_values);
+                    self.request(service, function, args);
                 } else {
                     self.trace.push(State::Call(sent));
                     self.complete = false;
                 }
                 Ok(())
             }
-            Some((CallState::Executed { result, output }, source)) => {
-                if result.tetraplet != call_tetraplet {
+            CallMerge::Met(CallState::Executed { result, output }, source) => {
+                let t = &result.tetraplet;
+                if t.peer_pk != peer || t.service_id != service || t.function_name != function || !t.lens.is_empty() {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "tetraplet",
                     }
                     .into());
                 }
-                if !joinable && result.argument_hash != argument_hash {
+                if !joinable && result.argument_hash != self.argument_hash(&args) {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "argument hash",
@@ -157,16 +228,15 @@ impl Engine<'_> {
                     .into());
                 }
                 let value = Self::parse_stored(&result.value)?;
-                let item =
-                    Item { value: Rc::new(value), tetraplet: Rc::new(result.tetraplet.clone()), trace_pos: None };
+                let item = Item { value: Arc::new(value), tetraplet: result.tetraplet.clone(), trace_pos: None };
                 let pos = self.trace.result.len();
                 match (&c.output, output) {
                     (CallOutput::Scalar(name), OutputKind::Scalar) => {
-                        self.env.set_scalar(name, item);
+                        self.env.set_scalar(*name, item);
                     }
                     (CallOutput::Stream(name), OutputKind::Stream { generation }) => {
                         let item = Item { trace_pos: Some(pos), ..item };
-                        self.push_stream(name, item, source, Some(generation))?;
+                        self.push_stream(*name, item, source, Some(generation))?;
                     }
                     (CallOutput::None, OutputKind::Unused) => {}
                     (o, k) => {
@@ -179,11 +249,11 @@ impl Engine<'_> {
                 self.trace.push(State::Call(CallState::Executed { result, output }));
                 Ok(())
             }
-            Some((CallState::Failed(result), _)) => {
+            CallMerge::Met(CallState::Failed(result), _) => {
                 let value = Self::parse_stored(&result.value)?;
                 let rc = value.get("ret_code").and_then(|v| v.as_i64()).unwrap_or(0) as i32;
                 let message = value.get("message").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                let tetraplet = result.tetraplet.clone();
+                let tetraplet = (*result.tetraplet).clone();
                 self.trace.push(State::Call(CallState::Failed(result)));
                 self.complete = false;
                 Err(self.raise(
@@ -202,10 +272,19 @@ impl Engine<'_> {
         }
     }
 
-    fn request(&mut self, service: &str, function: &str, args: Vec<Resolved>, arguments: Vec<JValue>) {
+    fn request(&mut self, service: &str, function: &str, args: Vec<Arg<'_>>) {
+        let args: Vec<Resolved> = args
+            .into_iter()
+            .filter_map(|a| match a {
+                Arg::Resolved(r) => Some(r),
+                // literals always resolve
+                Arg::Literal(v) => self.resolve(v).ok().flatten(),
+            })
+            .collect();
         self.lcid += 1;
         let id = self.lcid;
-        let tetraplets = args.iter().map(|r| r.tetraplets.iter().map(|t| (**t).clone()).collect()).collect();
+        let tetraplets = args.iter().map(|r| r.tetraplets.to_vec()).collect();
+        let arguments = args.into_iter().map(|r| r.value).collect();
         self.call_requests.insert(
             id,
             CallRequest {
@@ -216,22 +295,42 @@ impl Engine<'_> {
                 tetraplets,
             },
         );
-        self.trace
-            .push(State::Call(CallState::SentBy { peer: self.ctx.current_peer_id.to_string(), call_id: Some(id) }));
+        let me = self.me();
+        self.trace.push(State::Call(CallState::SentBy { peer: me, call_id: Some(id) }));
         self.complete = false;
     }
 
+    /// This peer's id as a shared string (SentBy states of one run share it).
+    fn me(&mut self) -> Arc<str> {
+        self.me.get_or_insert_with(|| Arc::from(self.ctx.current_peer_id)).clone()
+    }
+
+    /// `{this peer, service, function, ""}`, shared with the previous result of the same service.
+    fn own_tetraplet(&mut self, service: &str, function: &str) -> Arc<Tetraplet> {
+        if let Some(t) = &self.own_tetraplet
+            && t.service_id == service
+            && t.function_name == function
+        {
+            return t.clone();
+        }
+        let t = Arc::new(Tetraplet::new(self.ctx.current_peer_id, service, function));
+        self.own_tetraplet = Some(t.clone());
+        t
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn consume(
         &mut self,
         node: NodeId,
-        c: &Call,
-        call_tetraplet: &Tetraplet,
+        c: &'a Call<'a>,
+        service: &str,
+        function: &str,
         argument_hash: [u8; 32],
         ret_code: i32,
         text: &str,
     ) -> Result<(), ExecError> {
-        let current = self.ctx.current_peer_id.to_string();
-        let tetraplet = Tetraplet::new(&current, &call_tetraplet.service_id, &call_tetraplet.function_name);
+        let current = self.ctx.current_peer_id;
+        let tetraplet = self.own_tetraplet(service, function);
         let parsed = if ret_code != 0 {
             Err((ret_code, text.to_string()))
         } else {
@@ -244,62 +343,59 @@ impl Engine<'_> {
                 )
             })
         };
+        self.produced = true;
         match parsed {
             Err((rc, message)) => {
-                let mut result = ServiceResult {
-                    value: json!({"ret_code": rc, "message": message}).to_string(),
+                let result = ServiceResult {
+                    value: json!({"ret_code": rc, "message": message}).to_string().into(),
                     tetraplet: tetraplet.clone(),
                     argument_hash,
-                    signature: Vec::new(),
                 };
-                result.signature = data::sign(&self.ctx.key, &result.signed_digest(self.ctx.particle_id, true));
-                self.trace.push(State::Call(CallState::Failed(Box::new(result))));
+                self.trace.push(State::Call(CallState::Failed(result)));
                 self.complete = false;
-                Err(self.raise(node, CatchableError::LocalServiceError(rc, message), Some(&current), Some(tetraplet)))
+                let t = (*tetraplet).clone();
+                Err(self.raise(node, CatchableError::LocalServiceError(rc, message), Some(current), Some(t)))
             }
             Ok(value) => {
-                let mut result = ServiceResult {
-                    value: value.to_string(),
-                    tetraplet: tetraplet.clone(),
-                    argument_hash,
-                    signature: Vec::new(),
-                };
-                result.signature = data::sign(&self.ctx.key, &result.signed_digest(self.ctx.particle_id, false));
+                // the text as the service gave it: it parses to `value` on every replay
+                let result =
+                    ServiceResult { value: text.to_string().into(), tetraplet: tetraplet.clone(), argument_hash };
                 let pos = self.trace.result.len();
-                let item = Item { value: Rc::new(value), tetraplet: Rc::new(tetraplet), trace_pos: None };
+                let item = Item { value: Arc::new(value), tetraplet, trace_pos: None };
                 let output = match &c.output {
                     CallOutput::Scalar(name) => {
-                        self.env.set_scalar(name, item);
+                        self.env.set_scalar(*name, item);
                         OutputKind::Scalar
                     }
                     CallOutput::Stream(name) => {
                         let item = Item { trace_pos: Some(pos), ..item };
-                        let generation = self.push_stream(name, item, Source::New, None)?;
+                        let generation = self.push_stream(*name, item, Source::New, None)?;
                         OutputKind::Stream { generation }
                     }
                     CallOutput::None => OutputKind::Unused,
                 };
-                self.trace.push(State::Call(CallState::Executed { result: Box::new(result), output }));
+                self.trace.push(State::Call(CallState::Executed { result, output }));
                 Ok(())
             }
         }
     }
 
-    pub(crate) fn exec_canon(&mut self, node: NodeId, c: &Canon) -> Result<(), ExecError> {
-        let current = self.ctx.current_peer_id.to_string();
+    pub(crate) fn exec_canon(&mut self, node: NodeId, c: &'a Canon<'a>) -> Result<(), ExecError> {
+        let current = self.ctx.current_peer_id;
         let peer = match self.triplet_part(&c.peer) {
             Ok(Some(p)) => p,
             Ok(None) => {
                 self.complete = false;
                 return Ok(());
             }
-            Err(e) => return Err(self.raise(node, e, Some(&current), None)),
+            Err(e) => return Err(self.raise(node, e, Some(current), None)),
         };
+        let peer = peer.as_str();
         if let CanonDest::Scalar(name) = &c.dest {
-            self.check_output_name(name)?;
+            self.check_output_name(*name)?;
         }
         let merged = self.trace.meet_canon().map_err(|e| self.trace_err(node, e))?;
-        let result = match merged {
+        let (result, elements) = match merged {
             Some((CanonState::Executed(result), _)) => {
                 if result.tetraplet.peer_pk != peer {
                     return Err(UncatchableError::InstructionParametersMismatch {
@@ -308,7 +404,15 @@ impl Engine<'_> {
                     }
                     .into());
                 }
-                result
+                let mut elements = Vec::with_capacity(result.values.len());
+                for el in &result.values {
+                    elements.push(Item {
+                        value: Arc::new(Self::parse_stored(&el.value)?),
+                        tetraplet: el.tetraplet.clone(),
+                        trace_pos: None,
+                    });
+                }
+                (result, elements)
             }
             Some((CanonState::SentBy(sender), _)) if peer != current => {
                 self.trace.push(State::Canon(CanonState::SentBy(sender)));
@@ -316,41 +420,37 @@ impl Engine<'_> {
                 return Ok(());
             }
             None if peer != current => {
-                self.send_to(&peer);
-                self.trace.push(State::Canon(CanonState::SentBy(current)));
+                self.send_to(peer);
+                let me = self.me();
+                self.trace.push(State::Canon(CanonState::SentBy(me)));
                 self.complete = false;
                 return Ok(());
             }
             _ => {
-                let values = match self.env.stream(&c.source) {
+                let elements: Vec<Item> = match self.env.stream(c.source) {
                     Some(stream) => stream
                         .ordered()
                         .into_iter()
                         .map(|i| {
                             let item = &stream.values[i].item;
-                            CanonElement { value: item.value.to_string(), tetraplet: (*item.tetraplet).clone() }
+                            Item { value: item.value.clone(), tetraplet: item.tetraplet.clone(), trace_pos: None }
                         })
                         .collect(),
                     None => Vec::new(),
                 };
-                let mut result = CanonResult { tetraplet: Tetraplet::literal(&peer), values, signature: Vec::new() };
-                result.signature = data::sign(&self.ctx.key, &result.signed_digest(self.ctx.particle_id));
-                Box::new(result)
+                let values = elements
+                    .iter()
+                    .map(|e| CanonElement { value: e.value.to_string().into(), tetraplet: e.tetraplet.clone() })
+                    .collect();
+                self.produced = true;
+                (Box::new(CanonResult { tetraplet: Arc::new(Tetraplet::literal(peer)), values }), elements)
             }
         };
-        let mut elements = Vec::with_capacity(result.values.len());
-        for el in &result.values {
-            elements.push(Item {
-                value: Rc::new(Self::parse_stored(&el.value)?),
-                tetraplet: Rc::new(el.tetraplet.clone()),
-                trace_pos: None,
-            });
-        }
-        let canon_tetraplet = Rc::new(result.tetraplet.clone());
+        let canon_tetraplet = result.tetraplet.clone();
         self.trace.push(State::Canon(CanonState::Executed(result)));
         match &c.dest {
             CanonDest::Stream(name) | CanonDest::Map(name) => {
-                self.env.set_canon(name, Rc::new(CanonValue { elements, tetraplet: canon_tetraplet }));
+                self.env.set_canon(*name, Arc::new(CanonValue { elements, tetraplet: canon_tetraplet }));
             }
             CanonDest::Scalar(name) => {
                 let mut map = serde_json::Map::new();
@@ -358,14 +458,14 @@ impl Engine<'_> {
                     let (k, v) = kv(&e.value);
                     map.entry(k).or_insert(v);
                 }
-                let item = Item { value: Rc::new(JValue::Object(map)), tetraplet: canon_tetraplet, trace_pos: None };
-                self.env.set_scalar(name, item);
+                let item = Item { value: Arc::new(JValue::Object(map)), tetraplet: canon_tetraplet, trace_pos: None };
+                self.env.set_scalar(*name, item);
             }
         }
         Ok(())
     }
 
-    pub(crate) fn exec_ap(&mut self, node: NodeId, a: &Ap) -> Result<(), ExecError> {
+    pub(crate) fn exec_ap(&mut self, node: NodeId, a: &'a Ap<'a>) -> Result<(), ExecError> {
         let r = match self.resolve(&a.arg) {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -376,23 +476,23 @@ impl Engine<'_> {
         };
         let tetraplet = match (&a.arg, r.tetraplets.len()) {
             (_, 1) => r.tetraplets[0].clone(),
-            (Value::Canon { name, .. }, _) => match self.env.canon(name) {
+            (Value::Canon { name, .. }, _) => match self.env.canon(*name) {
                 Some(c) => c.tetraplet.clone(),
-                None => Rc::new(Tetraplet::literal(self.ctx.init_peer_id)),
+                None => self.literal.clone(),
             },
-            _ => r.tetraplet_or(&Tetraplet::literal(self.ctx.init_peer_id)),
+            _ => r.tetraplet_or(&self.literal),
         };
         match &a.dest {
             ApDest::Scalar(name) => {
-                self.check_output_name(name)?;
-                self.env.set_scalar(name, Item { value: r.value, tetraplet, trace_pos: None });
+                self.check_output_name(*name)?;
+                self.env.set_scalar(*name, Item { value: r.value, tetraplet, trace_pos: None });
                 Ok(())
             }
-            ApDest::Stream(name) => self.ap_to_stream(node, name, Item { value: r.value, tetraplet, trace_pos: None }),
+            ApDest::Stream(name) => self.ap_to_stream(node, *name, Item { value: r.value, tetraplet, trace_pos: None }),
         }
     }
 
-    fn ap_to_stream(&mut self, node: NodeId, name: &str, item: Item) -> Result<(), ExecError> {
+    fn ap_to_stream(&mut self, node: NodeId, name: Name<'a>, item: Item) -> Result<(), ExecError> {
         let merged = self.trace.meet_ap().map_err(|e| self.trace_err(node, e))?;
         let pos = self.trace.result.len();
         let item = Item { trace_pos: Some(pos), ..item };
@@ -404,7 +504,7 @@ impl Engine<'_> {
         Ok(())
     }
 
-    pub(crate) fn exec_ap_map(&mut self, node: NodeId, a: &ApMap) -> Result<(), ExecError> {
+    pub(crate) fn exec_ap_map(&mut self, node: NodeId, a: &'a ApMap<'a>) -> Result<(), ExecError> {
         let key = match self.resolve(&a.key) {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -419,7 +519,7 @@ impl Engine<'_> {
             _ => false,
         };
         if !key_ok {
-            return Err(self.raise(node, CatchableError::StreamMapKey(a.map.clone()), None, None));
+            return Err(self.raise(node, CatchableError::StreamMapKey(a.map.to_string()), None, None));
         }
         let value = match self.resolve(&a.value) {
             Ok(Some(r)) => r,
@@ -429,9 +529,9 @@ impl Engine<'_> {
             }
             Err(e) => return Err(self.raise(node, e, None, None)),
         };
-        let tetraplet = value.tetraplet_or(&Tetraplet::literal(self.ctx.init_peer_id));
+        let tetraplet = value.tetraplet_or(&self.literal);
         let kv = json!({"key": (*key.value).clone(), "value": (*value.value).clone()});
-        self.ap_to_stream(node, &a.map, Item { value: Rc::new(kv), tetraplet, trace_pos: None })
+        self.ap_to_stream(node, a.map, Item { value: Arc::new(kv), tetraplet, trace_pos: None })
     }
 
     pub(crate) fn exec_match(
@@ -493,10 +593,10 @@ impl Engine<'_> {
         &mut self,
         node: NodeId,
         object: JValue,
-        tetraplet: Option<Rc<Tetraplet>>,
+        tetraplet: Option<Arc<Tetraplet>>,
         rethrow: bool,
     ) -> Result<(), ExecError> {
-        let object = Rc::new(object);
+        let object = Arc::new(object);
         self.last_error = ErrorSlot { object: object.clone(), tetraplet: tetraplet.clone(), armed: false };
         if rethrow {
             let code = object.get("error_code").and_then(|c| c.as_i64()).unwrap_or(0);
@@ -513,7 +613,7 @@ impl Engine<'_> {
                 "message": error.to_string(),
                 "instruction": self.head(node),
             });
-            self.error = ErrorSlot { object: Rc::new(generic), tetraplet: None, armed: false };
+            self.error = ErrorSlot { object: Arc::new(generic), tetraplet: None, armed: false };
         }
         Err(ExecError::Catchable(error))
     }

@@ -12,15 +12,14 @@ mod instr;
 mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
 use serde_json::{Value as JValue, json};
 
 pub use errors::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
 
 use crate::interpreter::{CallRequest, CallResult, Limits};
-use crate::parser::{Ast, Fold, Instr, Iterable, NodeId};
+use crate::parser::{Ast, Fold, Instr, Iterable, Name, NodeId};
 use crate::trace::{FoldCtx, ParCtx, TraceError, TraceHandler};
 use crate::value::Tetraplet;
 use env::{Cursor, Env, Item};
@@ -31,54 +30,52 @@ pub(crate) struct Ctx<'a> {
     pub current_peer_id: &'a str,
     pub timestamp: u64,
     pub ttl: u32,
-    pub particle_id: &'a str,
-    pub key: SigningKey,
     pub limits: &'a Limits,
 }
 
 /// `%last_error%` or `:error:` with its arming flag.
 #[derive(Debug, Clone)]
 struct ErrorSlot {
-    object: Rc<JValue>,
-    tetraplet: Option<Rc<Tetraplet>>,
+    object: Arc<JValue>,
+    tetraplet: Option<Arc<Tetraplet>>,
     armed: bool,
 }
 
 impl ErrorSlot {
     fn none() -> Self {
-        ErrorSlot { object: Rc::new(json!({"error_code": 0, "message": ""})), tetraplet: None, armed: true }
+        ErrorSlot { object: Arc::new(json!({"error_code": 0, "message": ""})), tetraplet: None, armed: true }
     }
 }
 
-struct StreamFold {
+struct StreamFold<'a> {
     ctx: FoldCtx,
-    stream: String,
+    stream: Name<'a>,
     slot: usize,
     visited: HashSet<usize>,
     pending: VecDeque<Vec<usize>>,
     observed: bool,
-    iterator: String,
+    iterator: Name<'a>,
     body: NodeId,
     last: Option<NodeId>,
     base_scope: usize,
 }
 
-enum NewKind {
-    Scalar(String, usize),
-    Stream(String),
-    Canon(String),
+enum NewKind<'a> {
+    Scalar(Name<'a>, usize),
+    Stream(Name<'a>),
+    Canon(Name<'a>),
 }
 
-enum Frame {
+enum Frame<'a> {
     Seq { right: NodeId },
     ParLeft { right: NodeId, ctx: ParCtx },
     ParRight { ctx: ParCtx, left: Result<(), ExecError>, left_complete: bool },
     XorLeft { right: NodeId },
     XorRight,
-    New(NewKind),
-    FoldScalar { iterator: String, prev_scope: usize },
-    Next { iterator: String, prev_scope: usize },
-    Last { iterator: String },
+    New(NewKind<'a>),
+    FoldScalar { iterator: Name<'a>, prev_scope: usize },
+    Next { iterator: Name<'a>, prev_scope: usize },
+    Last { iterator: Name<'a> },
     StreamGen { fold: usize, prev_scope: usize },
 }
 
@@ -88,9 +85,11 @@ enum Step {
 }
 
 /// What a run produced.
-pub(crate) struct RunResult {
+pub(crate) struct RunResult<'a> {
     pub result: Result<(), ExecError>,
-    pub trace: Vec<crate::data::State>,
+    pub trace: Vec<crate::data::State<'a>>,
+    /// Whether this run produced a result of its own (a service result or a canon snapshot).
+    pub produced: bool,
     pub next_peers: Vec<String>,
     pub call_requests: Vec<CallRequest>,
     pub lcid: u32,
@@ -99,9 +98,9 @@ pub(crate) struct RunResult {
 
 /// One run of the interpreter over a parsed script.
 pub(crate) struct Engine<'a> {
-    ast: &'a Ast,
+    ast: &'a Ast<'a>,
     ctx: Ctx<'a>,
-    trace: TraceHandler,
+    trace: TraceHandler<'a>,
     env: Env,
     complete: bool,
     last_error: ErrorSlot,
@@ -111,23 +110,38 @@ pub(crate) struct Engine<'a> {
     lcid: u32,
     call_results: &'a BTreeMap<u32, CallResult>,
     consumed: BTreeSet<u32>,
-    stream_folds: Vec<StreamFold>,
+    stream_folds: Vec<StreamFold<'a>>,
     steps: u64,
+    produced: bool,
+    /// `{init peer, "", "", ""}`, the tetraplet of literals.
+    literal: Arc<Tetraplet>,
+    /// The tetraplet of the last result this peer produced (results of one service share it).
+    own_tetraplet: Option<Arc<Tetraplet>>,
+    /// Scratch buffer for the JSON text of call arguments.
+    scratch: Vec<u8>,
+    /// This peer's id, shared by the `SentBy` states this run writes.
+    me: Option<Arc<str>>,
 }
 
 impl<'a> Engine<'a> {
     pub fn new(
-        ast: &'a Ast,
+        ast: &'a Ast<'a>,
         ctx: Ctx<'a>,
-        trace: TraceHandler,
+        trace: TraceHandler<'a>,
         lcid: u32,
         call_results: &'a BTreeMap<u32, CallResult>,
     ) -> Self {
+        let literal = Arc::new(Tetraplet::literal(ctx.init_peer_id));
         Engine {
+            produced: false,
+            literal,
+            own_tetraplet: None,
+            scratch: Vec::new(),
+            me: None,
             ast,
             ctx,
             trace,
-            env: Env::new(),
+            env: Env::new(ast.names),
             complete: true,
             last_error: ErrorSlot::none(),
             error: ErrorSlot::none(),
@@ -142,11 +156,10 @@ impl<'a> Engine<'a> {
     }
 
     /// Executes the whole script.
-    pub fn run(mut self) -> RunResult {
+    pub fn run(mut self) -> RunResult<'a> {
         let result = self.execute();
         // compact the generations of the streams still in scope
-        let slots: Vec<(usize, u32)> =
-            self.env.streams.values().flat_map(|slots| slots.iter().flatten()).flat_map(|s| s.compacted()).collect();
+        let slots: Vec<(usize, u32)> = self.env.all_streams().flat_map(|s| s.compacted()).collect();
         for (pos, g) in slots {
             self.trace.set_generation(pos, g);
         }
@@ -154,6 +167,7 @@ impl<'a> Engine<'a> {
         RunResult {
             result,
             trace: self.trace.into_result(),
+            produced: self.produced,
             next_peers: self.next_peers,
             call_requests: self.call_requests.into_values().collect(),
             lcid: self.lcid,
@@ -162,7 +176,7 @@ impl<'a> Engine<'a> {
     }
 
     fn execute(&mut self) -> Result<(), ExecError> {
-        let mut stack: Vec<Frame> = Vec::new();
+        let mut stack: Vec<Frame<'a>> = Vec::new();
         let mut step = Step::Exec(self.ast.root);
         loop {
             step = match step {
@@ -198,7 +212,7 @@ impl<'a> Engine<'a> {
         matches!(self.ast.node(node).instr, Instr::Next(_))
     }
 
-    fn start(&mut self, node: NodeId, stack: &mut Vec<Frame>) -> Step {
+    fn start(&mut self, node: NodeId, stack: &mut Vec<Frame<'a>>) -> Step {
         let ast = self.ast;
         match &ast.node(node).instr {
             Instr::Seq(l, r) => {
@@ -223,20 +237,20 @@ impl<'a> Engine<'a> {
                 self.complete = false;
                 Step::Return(Ok(()))
             }
-            Instr::Match { left, right, body, negate } => match self.exec_match(node, left, right, *negate) {
-                Ok(true) => Step::Exec(*body),
+            Instr::Match(m) => match self.exec_match(node, &m.left, &m.right, m.negate) {
+                Ok(true) => Step::Exec(m.body),
                 Ok(false) => Step::Return(Ok(())),
                 Err(e) => Step::Return(Err(e)),
             },
             Instr::New { name, body } => {
                 let kind = if name.starts_with('$') || name.starts_with('%') {
-                    self.env.streams.entry(name.clone()).or_default().push(None);
-                    NewKind::Stream(name.clone())
+                    self.env.stream_slots(*name).push(None);
+                    NewKind::Stream(*name)
                 } else if name.starts_with('#') {
-                    self.env.canons.entry(name.clone()).or_default().push(None);
-                    NewKind::Canon(name.clone())
+                    self.env.canon_slots(*name).push(None);
+                    NewKind::Canon(*name)
                 } else {
-                    NewKind::Scalar(name.clone(), self.env.new_scalar(name))
+                    NewKind::Scalar(*name, self.env.new_scalar(*name))
                 };
                 stack.push(Frame::New(kind));
                 Step::Exec(*body)
@@ -247,11 +261,11 @@ impl<'a> Engine<'a> {
             Instr::ApMap(a) => Step::Return(self.exec_ap_map(node, a)),
             Instr::Fail(f) => Step::Return(self.exec_fail(node, f)),
             Instr::Fold(f) => self.start_fold(node, f, stack),
-            Instr::Next(it) => self.start_next(it, stack),
+            Instr::Next(it) => self.start_next(*it, stack),
         }
     }
 
-    fn resume(&mut self, frame: Frame, result: Result<(), ExecError>, stack: &mut Vec<Frame>) -> Step {
+    fn resume(&mut self, frame: Frame<'a>, result: Result<(), ExecError>, stack: &mut Vec<Frame<'a>>) -> Step {
         match frame {
             Frame::Seq { right } => match result {
                 Ok(()) if self.complete => Step::Exec(right),
@@ -299,9 +313,9 @@ impl<'a> Engine<'a> {
             }
             Frame::New(kind) => {
                 match kind {
-                    NewKind::Scalar(name, mark) => self.env.end_new_scalar(&name, mark),
+                    NewKind::Scalar(name, mark) => self.env.end_new_scalar(name, mark),
                     NewKind::Stream(name) => {
-                        let slot = self.env.streams.get_mut(&name).and_then(|s| s.pop()).flatten();
+                        let slot = self.env.stream_slots(name).pop().flatten();
                         if let Some(stream) = slot {
                             for (pos, g) in stream.compacted() {
                                 self.trace.set_generation(pos, g);
@@ -309,24 +323,20 @@ impl<'a> Engine<'a> {
                         }
                     }
                     NewKind::Canon(name) => {
-                        if let Some(slots) = self.env.canons.get_mut(&name) {
-                            slots.pop();
-                        }
+                        self.env.canon_slots(name).pop();
                     }
                 }
                 Step::Return(result)
             }
             Frame::FoldScalar { iterator, prev_scope } => {
                 self.env.exit_iteration(prev_scope);
-                if let Some(c) = self.env.iterators.get_mut(&iterator) {
-                    c.pop();
-                }
+                self.env.cursors_mut(iterator).pop();
                 Step::Return(result)
             }
             Frame::Next { iterator, prev_scope } => {
                 self.env.exit_iteration(prev_scope);
                 let mut fold = None;
-                if let Some(c) = self.env.iterators.get_mut(&iterator).and_then(|c| c.last_mut()) {
+                if let Some(c) = self.env.cursors_mut(iterator).last_mut() {
                     c.idx = c.idx.saturating_sub(1);
                     fold = c.stream_fold;
                 }
@@ -338,7 +348,7 @@ impl<'a> Engine<'a> {
                 Step::Return(result)
             }
             Frame::Last { iterator } => {
-                let fold = self.env.iterators.get(&iterator).and_then(|c| c.last()).and_then(|c| c.stream_fold);
+                let fold = self.env.cursors(iterator).last().and_then(|c| c.stream_fold);
                 if let Some(fi) = fold {
                     let sf = &mut self.stream_folds[fi];
                     self.trace.iteration_after(&mut sf.ctx);
@@ -347,10 +357,8 @@ impl<'a> Engine<'a> {
             }
             Frame::StreamGen { fold, prev_scope } => {
                 self.env.exit_iteration(prev_scope);
-                let iterator = self.stream_folds[fold].iterator.clone();
-                if let Some(c) = self.env.iterators.get_mut(&iterator) {
-                    c.pop();
-                }
+                let iterator = self.stream_folds[fold].iterator;
+                self.env.cursors_mut(iterator).pop();
                 let complete = self.complete;
                 let sf = &mut self.stream_folds[fold];
                 self.trace.iteration_end(&mut sf.ctx);
@@ -364,9 +372,9 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn start_fold(&mut self, node: NodeId, f: &Fold, stack: &mut Vec<Frame>) -> Step {
-        if self.env.iterators.get(&f.iterator).is_some_and(|c| !c.is_empty()) {
-            return Step::Return(Err(UncatchableError::IterableShadowing(f.iterator.clone()).into()));
+    fn start_fold(&mut self, node: NodeId, f: &'a Fold<'a>, stack: &mut Vec<Frame<'a>>) -> Step {
+        if !self.env.cursors(f.iterator).is_empty() {
+            return Step::Return(Err(UncatchableError::IterableShadowing(f.iterator.to_string()).into()));
         }
         let stream = match &f.iterable {
             Iterable::Value(v) => {
@@ -382,8 +390,8 @@ impl<'a> Engine<'a> {
                     return Step::Return(Ok(()));
                 }
                 let base_scope = self.env.scope;
-                self.env.iterators.entry(f.iterator.clone()).or_default().push(Cursor {
-                    items: Rc::new(items),
+                self.env.cursors_mut(f.iterator).push(Cursor {
+                    items: Arc::new(items),
                     idx: 0,
                     body: f.body,
                     last: f.last,
@@ -391,11 +399,12 @@ impl<'a> Engine<'a> {
                     stream_fold: None,
                 });
                 let prev_scope = self.env.enter_iteration(base_scope);
-                stack.push(Frame::FoldScalar { iterator: f.iterator.clone(), prev_scope });
+                stack.push(Frame::FoldScalar { iterator: f.iterator, prev_scope });
                 return Step::Exec(f.body);
             }
             Iterable::Stream(n) | Iterable::StreamMap(n) => n,
         };
+        let stream = *stream;
         if self.env.stream(stream).is_none() {
             self.complete = false;
             return Step::Return(Ok(()));
@@ -404,15 +413,15 @@ impl<'a> Engine<'a> {
             Ok(ctx) => ctx,
             Err(e) => return Step::Return(Err(self.trace_err(node, e))),
         };
-        let slot = self.env.streams[stream].len() - 1;
+        let slot = self.env.stream_slots(stream).len() - 1;
         self.stream_folds.push(StreamFold {
             ctx,
-            stream: stream.clone(),
+            stream,
             slot,
             visited: HashSet::new(),
             pending: VecDeque::new(),
             observed: false,
-            iterator: f.iterator.clone(),
+            iterator: f.iterator,
             body: f.body,
             last: f.last,
             base_scope: self.env.scope,
@@ -422,10 +431,10 @@ impl<'a> Engine<'a> {
 
     /// Starts the next generation of a stream fold, or a new pass over values appended since,
     /// or ends the fold.
-    fn next_generation(&mut self, fi: usize, stack: &mut Vec<Frame>) -> Step {
+    fn next_generation(&mut self, fi: usize, stack: &mut Vec<Frame<'a>>) -> Step {
         loop {
             let sf = &mut self.stream_folds[fi];
-            let stream = self.env.streams.get_mut(&sf.stream).and_then(|s| s.get_mut(sf.slot)).and_then(|s| s.as_mut());
+            let stream = self.env.stream_slots(sf.stream).get_mut(sf.slot).and_then(|s| s.as_mut());
             let Some(stream) = stream else {
                 let sf = self.stream_folds.pop().expect("open stream fold");
                 self.trace.fold_end(sf.ctx);
@@ -436,9 +445,9 @@ impl<'a> Engine<'a> {
                 sf.visited.extend(group.iter().copied());
                 let first_pos = items[0].trace_pos;
                 self.trace.iteration_start(&mut sf.ctx, first_pos);
-                let (iterator, body, last, base_scope) = (sf.iterator.clone(), sf.body, sf.last, sf.base_scope);
-                self.env.iterators.entry(iterator).or_default().push(Cursor {
-                    items: Rc::new(items),
+                let (iterator, body, last, base_scope) = (sf.iterator, sf.body, sf.last, sf.base_scope);
+                self.env.cursors_mut(iterator).push(Cursor {
+                    items: Arc::new(items),
                     idx: 0,
                     body,
                     last,
@@ -475,8 +484,8 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn start_next(&mut self, iterator: &str, stack: &mut Vec<Frame>) -> Step {
-        let Some(cursor) = self.env.iterators.get_mut(iterator).and_then(|c| c.last_mut()) else {
+    fn start_next(&mut self, iterator: Name<'a>, stack: &mut Vec<Frame<'a>>) -> Step {
+        let Some(cursor) = self.env.cursors_mut(iterator).last_mut() else {
             return Step::Return(Err(UncatchableError::FoldStateNotFound(iterator.to_string()).into()));
         };
         let fold = cursor.stream_fold;
@@ -489,12 +498,12 @@ impl<'a> Engine<'a> {
                 self.trace.iteration_start(&mut sf.ctx, pos);
             }
             let prev_scope = self.env.enter_iteration(base);
-            stack.push(Frame::Next { iterator: iterator.to_string(), prev_scope });
+            stack.push(Frame::Next { iterator, prev_scope });
             return Step::Exec(body);
         }
         if let Some(last) = cursor.last {
             self.complete = true;
-            stack.push(Frame::Last { iterator: iterator.to_string() });
+            stack.push(Frame::Last { iterator });
             return Step::Exec(last);
         }
         if let Some(fi) = fold {
@@ -518,12 +527,12 @@ impl<'a> Engine<'a> {
             "message": error.to_string(),
             "instruction": self.ast.node(node).instr.head(),
         });
-        let tetraplet = tetraplet.map(Rc::new);
+        let tetraplet = tetraplet.map(Arc::new);
         if error.affects_last_error() && self.last_error.armed {
             // %last_error% always names a peer: the call's peer, or this one
             let mut last = object.clone();
             last["peer_id"] = JValue::String(peer_id.unwrap_or(self.ctx.current_peer_id).to_string());
-            self.last_error = ErrorSlot { object: Rc::new(last), tetraplet: tetraplet.clone(), armed: false };
+            self.last_error = ErrorSlot { object: Arc::new(last), tetraplet: tetraplet.clone(), armed: false };
         }
         if self.error.armed {
             // :error: names a peer only for call and canon errors
@@ -531,7 +540,7 @@ impl<'a> Engine<'a> {
             if let Some(p) = peer_id {
                 object["peer_id"] = JValue::String(p.to_string());
             }
-            self.error = ErrorSlot { object: Rc::new(object), tetraplet, armed: false };
+            self.error = ErrorSlot { object: Arc::new(object), tetraplet, armed: false };
         }
         ExecError::Catchable(error)
     }

@@ -1,32 +1,54 @@
 //! Resolving values (SPEC §1.2): JSON value plus tetraplets, or a join when a variable is not
 //! known yet.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::Value as JValue;
 
 use super::Engine;
 use super::env::{Item, Lookup};
 use super::errors::{CatchableError, ExecError};
-use crate::parser::{Accessor, Lambda, NodeId, Value};
+use crate::parser::{Accessor, Lambda, Name, NodeId, Value};
 use crate::value::{LambdaError, Step, Tetraplet, apply_steps, step_from_value};
+
+/// The tetraplets of a resolved value: one, or one per element for canon streams and maps.
+#[derive(Debug, Clone)]
+pub(crate) enum Tetraplets {
+    One(Arc<Tetraplet>),
+    Many(Vec<Arc<Tetraplet>>),
+}
+
+impl std::ops::Deref for Tetraplets {
+    type Target = [Arc<Tetraplet>];
+
+    fn deref(&self) -> &[Arc<Tetraplet>] {
+        match self {
+            Tetraplets::One(t) => std::slice::from_ref(t),
+            Tetraplets::Many(v) => v,
+        }
+    }
+}
 
 /// A resolved value.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
-    pub value: Rc<JValue>,
+    pub value: Arc<JValue>,
     /// One per value, or one per element for canon streams and maps.
-    pub tetraplets: Vec<Rc<Tetraplet>>,
+    pub tetraplets: Tetraplets,
 }
 
 impl Resolved {
     fn one(value: JValue, tetraplet: Tetraplet) -> Self {
-        Resolved { value: Rc::new(value), tetraplets: vec![Rc::new(tetraplet)] }
+        Resolved { value: Arc::new(value), tetraplets: Tetraplets::One(Arc::new(tetraplet)) }
+    }
+
+    fn shared(value: JValue, tetraplet: &Arc<Tetraplet>) -> Self {
+        Resolved { value: Arc::new(value), tetraplets: Tetraplets::One(tetraplet.clone()) }
     }
 
     /// The single tetraplet (the first one, or the given fallback).
-    pub fn tetraplet_or(&self, fallback: &Tetraplet) -> Rc<Tetraplet> {
-        self.tetraplets.first().cloned().unwrap_or_else(|| Rc::new(fallback.clone()))
+    pub fn tetraplet_or(&self, fallback: &Arc<Tetraplet>) -> Arc<Tetraplet> {
+        self.tetraplets.first().cloned().unwrap_or_else(|| fallback.clone())
     }
 }
 
@@ -34,17 +56,18 @@ impl Resolved {
 pub(crate) type Resolution<T> = Result<Option<T>, CatchableError>;
 
 impl Engine<'_> {
-    fn literal(&self) -> Tetraplet {
-        Tetraplet::literal(self.ctx.init_peer_id)
+    /// A scalar or iterator item.
+    fn scalar_item(&self, name: Name<'_>) -> Resolution<Item> {
+        self.scalar_ref(name).map(|i| i.cloned())
     }
 
-    /// A scalar or iterator item.
-    fn scalar_item(&self, name: &str) -> Resolution<Item> {
+    /// A scalar or iterator item, borrowed.
+    pub(crate) fn scalar_ref(&self, name: Name<'_>) -> Resolution<&Item> {
         if let Some(item) = self.env.iterator(name) {
-            return Ok(Some(item.clone()));
+            return Ok(Some(item));
         }
         match self.env.scalar(name) {
-            Lookup::Found(item) => Ok(Some(item.clone())),
+            Lookup::Found(item) => Ok(Some(item)),
             Lookup::Cleared => Err(CatchableError::VariableWasNotInitializedAfterNew(name.to_string())),
             Lookup::NotFound => Ok(None),
         }
@@ -54,10 +77,10 @@ impl Engine<'_> {
         let mut steps = Vec::with_capacity(lambda.accessors.len());
         for a in &lambda.accessors {
             steps.push(match a {
-                Accessor::Field(f) => Step::Field(f.clone()),
+                Accessor::Field(f) => Step::Field(f.to_string()),
                 Accessor::Index(i) => Step::Index(*i),
                 Accessor::Scalar(name) => {
-                    let Some(item) = self.scalar_item(name)? else { return Ok(None) };
+                    let Some(item) = self.scalar_item(*name)? else { return Ok(None) };
                     step_from_value(&item.value)?
                 }
             });
@@ -68,33 +91,33 @@ impl Engine<'_> {
     /// Resolves a value.
     pub(crate) fn resolve(&self, value: &Value) -> Resolution<Resolved> {
         Ok(Some(match value {
-            Value::Literal(s) => Resolved::one(JValue::String(s.clone()), self.literal()),
-            Value::Number(crate::parser::Number::Int(i)) => Resolved::one(JValue::from(*i), self.literal()),
-            Value::Number(crate::parser::Number::Float(f)) => Resolved::one(
+            Value::Literal(s) => Resolved::shared(JValue::String(s.to_string()), &self.literal),
+            Value::Number(crate::parser::Number::Int(i)) => Resolved::shared(JValue::from(*i), &self.literal),
+            Value::Number(crate::parser::Number::Float(f)) => Resolved::shared(
                 serde_json::Number::from_f64(*f).map(JValue::Number).unwrap_or(JValue::Null),
-                self.literal(),
+                &self.literal,
             ),
-            Value::Bool(b) => Resolved::one(JValue::Bool(*b), self.literal()),
-            Value::EmptyArray => Resolved::one(JValue::Array(Vec::new()), self.literal()),
-            Value::InitPeerId => Resolved::one(JValue::String(self.ctx.init_peer_id.to_string()), self.literal()),
-            Value::Timestamp => Resolved::one(JValue::from(self.ctx.timestamp), self.literal()),
-            Value::Ttl => Resolved::one(JValue::from(self.ctx.ttl), self.literal()),
+            Value::Bool(b) => Resolved::shared(JValue::Bool(*b), &self.literal),
+            Value::EmptyArray => Resolved::shared(JValue::Array(Vec::new()), &self.literal),
+            Value::InitPeerId => Resolved::shared(JValue::String(self.ctx.init_peer_id.to_string()), &self.literal),
+            Value::Timestamp => Resolved::shared(JValue::from(self.ctx.timestamp), &self.literal),
+            Value::Ttl => Resolved::shared(JValue::from(self.ctx.ttl), &self.literal),
             Value::LastError(lambda) | Value::Error(lambda) => {
                 let slot = if matches!(value, Value::LastError(_)) { &self.last_error } else { &self.error };
-                let tetraplet = slot.tetraplet.as_deref().cloned().unwrap_or_else(|| self.literal());
+                let tetraplet = slot.tetraplet.clone().unwrap_or_else(|| self.literal.clone());
                 match lambda {
-                    None => Resolved { value: slot.object.clone(), tetraplets: vec![Rc::new(tetraplet)] },
+                    None => Resolved { value: slot.object.clone(), tetraplets: Tetraplets::One(tetraplet) },
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
                         let v = apply_steps(&slot.object, &steps)?.clone();
-                        Resolved::one(v, tetraplet)
+                        Resolved::shared(v, &tetraplet)
                     }
                 }
             }
             Value::Scalar { name, lambda } => {
-                let Some(item) = self.scalar_item(name)? else { return Ok(None) };
+                let Some(item) = self.scalar_item(*name)? else { return Ok(None) };
                 match lambda {
-                    None => Resolved { value: item.value, tetraplets: vec![item.tetraplet] },
+                    None => Resolved { value: item.value, tetraplets: Tetraplets::One(item.tetraplet) },
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
                         let v = apply_steps(&item.value, &steps)?.clone();
@@ -103,7 +126,7 @@ impl Engine<'_> {
                 }
             }
             Value::ScalarLength(name) => {
-                let Some(item) = self.scalar_item(name)? else { return Ok(None) };
+                let Some(item) = self.scalar_item(*name)? else { return Ok(None) };
                 match &*item.value {
                     JValue::Array(a) => {
                         Resolved::one(JValue::from(a.len()), Tetraplet { lens: ".length".into(), ..Default::default() })
@@ -112,11 +135,11 @@ impl Engine<'_> {
                 }
             }
             Value::Canon { name, lambda } => {
-                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                let Some(canon) = self.env.canon(*name) else { return Ok(None) };
                 match lambda {
                     None => Resolved {
-                        value: Rc::new(JValue::Array(canon.elements.iter().map(|e| (*e.value).clone()).collect())),
-                        tetraplets: canon.elements.iter().map(|e| e.tetraplet.clone()).collect(),
+                        value: Arc::new(JValue::Array(canon.elements.iter().map(|e| (*e.value).clone()).collect())),
+                        tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet.clone()).collect()),
                     },
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
@@ -135,12 +158,12 @@ impl Engine<'_> {
                             .into());
                         };
                         let v = apply_steps(&el.value, rest)?.clone();
-                        Resolved { value: Rc::new(v), tetraplets: vec![el.tetraplet.clone()] }
+                        Resolved::shared(v, &el.tetraplet)
                     }
                 }
             }
             Value::CanonLength(name) => {
-                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                let Some(canon) = self.env.canon(*name) else { return Ok(None) };
                 Resolved::one(
                     JValue::from(canon.elements.len()),
                     Tetraplet {
@@ -151,7 +174,7 @@ impl Engine<'_> {
                 )
             }
             Value::CanonMap { name, lambda } => {
-                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                let Some(canon) = self.env.canon(*name) else { return Ok(None) };
                 match lambda {
                     None => {
                         let mut map = serde_json::Map::new();
@@ -163,8 +186,8 @@ impl Engine<'_> {
                             }
                         }
                         Resolved {
-                            value: Rc::new(JValue::Object(map)),
-                            tetraplets: canon.elements.iter().map(|e| e.tetraplet.clone()).collect(),
+                            value: Arc::new(JValue::Object(map)),
+                            tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet.clone()).collect()),
                         }
                     }
                     Some(l) => {
@@ -188,7 +211,7 @@ impl Engine<'_> {
                                     );
                                 };
                                 let v = apply_steps(&kv(&el.value).1, rest)?.clone();
-                                Resolved { value: Rc::new(v), tetraplets: vec![el.tetraplet.clone()] }
+                                Resolved::shared(v, &el.tetraplet)
                             }
                             Some((Step::Field(f), _)) => {
                                 let values: JValue = JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect());
@@ -203,11 +226,11 @@ impl Engine<'_> {
                 }
             }
             Value::CanonMapLength(name) => {
-                let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                let Some(canon) = self.env.canon(*name) else { return Ok(None) };
                 Resolved::one(JValue::from(canon.elements.len()), canon.tetraplet.with_lens("length"))
             }
             Value::Stream(name) | Value::StreamMap(name) => {
-                return Err(CatchableError::VariableNotFound(name.clone()));
+                return Err(CatchableError::VariableNotFound(name.to_string()));
             }
         }))
     }
@@ -217,7 +240,7 @@ impl Engine<'_> {
         let items = (|| -> Resolution<Vec<Item>> {
             match iterable {
                 Value::Canon { name, lambda: None } | Value::CanonMap { name, lambda: None } => {
-                    let Some(canon) = self.env.canon(name) else { return Ok(None) };
+                    let Some(canon) = self.env.canon(*name) else { return Ok(None) };
                     Ok(Some(canon.elements.clone()))
                 }
                 _ => {
@@ -225,14 +248,14 @@ impl Engine<'_> {
                     let JValue::Array(values) = &*r.value else {
                         return Err(CatchableError::FoldIteratesOverNonArray((*r.value).clone(), iterable.to_string()));
                     };
-                    let base = r.tetraplet_or(&self.literal());
+                    let base = r.tetraplet_or(&self.literal);
                     Ok(Some(
                         values
                             .iter()
                             .enumerate()
                             .map(|(i, v)| Item {
-                                value: Rc::new(v.clone()),
-                                tetraplet: Rc::new(base.with_lens(&format!(".$.[{i}]"))),
+                                value: Arc::new(v.clone()),
+                                tetraplet: Arc::new(base.with_lens(&format!(".$.[{i}]"))),
                                 trace_pos: None,
                             })
                             .collect(),

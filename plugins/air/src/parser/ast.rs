@@ -25,69 +25,95 @@ impl Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
 
-/// A parsed script: an arena of instructions and the root.
+/// A parsed script: an arena of instructions and the root. Names and literals borrow the
+/// script text (`'a`).
 #[derive(Debug, Clone)]
-pub struct Ast {
+pub struct Ast<'a> {
     /// All instructions; children come before their parents.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Node<'a>>,
     /// The outermost instruction.
     pub root: NodeId,
+    /// Number of distinct variable names ([`Name::id`] is below it).
+    pub names: u32,
 }
 
-impl Ast {
+/// A variable name as written (with its prefix: `x`, `$s`, `%m`, `#c`, `#$c`, `#%m`) and its
+/// number in the script: equal texts have equal ids, ids are dense from 0 in order of first
+/// appearance, so the interpreter keeps variables in vectors instead of hash maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// The number.
+    pub id: u32,
+}
+
+impl<'a> Name<'a> {
+    /// A name not numbered yet (id 0), as [`word_value`](crate::parser) makes them.
+    pub fn new(text: &'a str) -> Self {
+        Name { text, id: 0 }
+    }
+}
+
+impl std::ops::Deref for Name<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.text
+    }
+}
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+impl<'a> Ast<'a> {
     /// The instruction with this id.
-    pub fn node(&self, id: NodeId) -> &Node {
+    pub fn node(&self, id: NodeId) -> &Node<'a> {
         &self.nodes[id.0 as usize]
     }
 }
 
 /// One instruction with its source span.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub struct Node<'a> {
     /// What the instruction is.
-    pub instr: Instr,
+    pub instr: Instr<'a>,
     /// Where it is in the script (from its `(` to its `)`).
     pub span: Span,
 }
 
 /// An AIR instruction.
 #[derive(Debug, Clone)]
-pub enum Instr {
+pub enum Instr<'a> {
     /// `(call PEER (SERVICE FUNCTION) [ARGS] OUTPUT?)`
-    Call(Box<Call>),
+    Call(Box<Call<'a>>),
     /// `(canon PEER $stream #canon)` and variants.
-    Canon(Box<Canon>),
+    Canon(Box<Canon<'a>>),
     /// `(ap ARG DST)`
-    Ap(Box<Ap>),
+    Ap(Box<Ap<'a>>),
     /// `(ap (KEY VALUE) %map)`
-    ApMap(Box<ApMap>),
+    ApMap(Box<ApMap<'a>>),
     /// `(seq A B)`
     Seq(NodeId, NodeId),
     /// `(par A B)`
     Par(NodeId, NodeId),
     /// `(xor A B)`
     Xor(NodeId, NodeId),
-    /// `(match A B I)` (`negate = false`) or `(mismatch A B I)` (`negate = true`).
-    Match {
-        /// Left value.
-        left: Value,
-        /// Right value.
-        right: Value,
-        /// Executed when the comparison holds.
-        body: NodeId,
-        /// `mismatch` rather than `match`.
-        negate: bool,
-    },
+    /// `(match A B I)` or `(mismatch A B I)`.
+    Match(Box<Match<'a>>),
     /// `(fail …)`
-    Fail(Box<Fail>),
+    Fail(Box<Fail<'a>>),
     /// `(fold ITERABLE ITERATOR BODY LAST?)`
-    Fold(Box<Fold>),
+    Fold(Box<Fold<'a>>),
     /// `(next ITERATOR)`
-    Next(String),
+    Next(Name<'a>),
     /// `(new NAME BODY)`
     New {
         /// The variable (with its prefix).
-        name: String,
+        name: Name<'a>,
         /// The scope.
         body: NodeId,
     },
@@ -97,104 +123,117 @@ pub enum Instr {
     Never,
 }
 
+/// Match or mismatch instruction.
+#[derive(Debug, Clone)]
+pub struct Match<'a> {
+    /// Left value.
+    pub left: Value<'a>,
+    /// Right value.
+    pub right: Value<'a>,
+    /// Executed when the comparison holds.
+    pub body: NodeId,
+    /// `mismatch` rather than `match`.
+    pub negate: bool,
+}
+
 /// Call instruction.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct Call<'a> {
     /// Peer part of the triplet.
-    pub peer: Value,
+    pub peer: Value<'a>,
     /// Service id.
-    pub service: Value,
+    pub service: Value<'a>,
     /// Function name.
-    pub function: Value,
+    pub function: Value<'a>,
     /// Arguments.
-    pub args: Vec<Value>,
+    pub args: Vec<Value<'a>>,
     /// Where the result goes.
-    pub output: CallOutput,
+    pub output: CallOutput<'a>,
 }
 
 /// Where a call puts its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallOutput {
+pub enum CallOutput<'a> {
     /// Result not bound.
     None,
     /// A scalar.
-    Scalar(String),
+    Scalar(Name<'a>),
     /// A stream (`$name`).
-    Stream(String),
+    Stream(Name<'a>),
 }
 
 /// Canon instruction.
 #[derive(Debug, Clone)]
-pub struct Canon {
+pub struct Canon<'a> {
     /// Peer that makes the snapshot.
-    pub peer: Value,
+    pub peer: Value<'a>,
     /// `$stream` or `%map`.
-    pub source: String,
+    pub source: Name<'a>,
     /// Destination.
-    pub dest: CanonDest,
+    pub dest: CanonDest<'a>,
 }
 
 /// Where a canon puts its snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CanonDest {
+pub enum CanonDest<'a> {
     /// `#name` or `#$name` (from a stream).
-    Stream(String),
+    Stream(Name<'a>),
     /// `#%name` (from a map).
-    Map(String),
+    Map(Name<'a>),
     /// A scalar (from a map): an object with the first value per key.
-    Scalar(String),
+    Scalar(Name<'a>),
 }
 
 /// Ap instruction.
 #[derive(Debug, Clone)]
-pub struct Ap {
+pub struct Ap<'a> {
     /// The value.
-    pub arg: Value,
+    pub arg: Value<'a>,
     /// Destination.
-    pub dest: ApDest,
+    pub dest: ApDest<'a>,
 }
 
 /// Where an ap puts its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApDest {
+pub enum ApDest<'a> {
     /// A scalar.
-    Scalar(String),
+    Scalar(Name<'a>),
     /// A stream (`$name`).
-    Stream(String),
+    Stream(Name<'a>),
 }
 
 /// Ap to a stream map.
 #[derive(Debug, Clone)]
-pub struct ApMap {
+pub struct ApMap<'a> {
     /// Key (string or integer).
-    pub key: Value,
+    pub key: Value<'a>,
     /// Value.
-    pub value: Value,
+    pub value: Value<'a>,
     /// The map (`%name`).
-    pub map: String,
+    pub map: Name<'a>,
 }
 
 /// Fail instruction forms.
 #[derive(Debug, Clone)]
-pub enum Fail {
+pub enum Fail<'a> {
     /// `(fail CODE "message")`
     Literal {
         /// Non-zero code.
         code: i64,
         /// Message.
-        message: String,
+        message: &'a str,
     },
     /// `(fail VALUE)`: scalar, scalar or canon with lambda, `%last_error%`, `:error:`.
-    Value(Value),
+    Value(Value<'a>),
 }
 
 /// Fold instruction.
 #[derive(Debug, Clone)]
-pub struct Fold {
+pub struct Fold<'a> {
     /// What is iterated.
-    pub iterable: Iterable,
+    pub iterable: Iterable<'a>,
     /// Iterator name.
-    pub iterator: String,
+    pub iterator: Name<'a>,
     /// Body.
     pub body: NodeId,
     /// Executed by the `next` that runs past the end.
@@ -203,13 +242,13 @@ pub struct Fold {
 
 /// What a fold iterates over.
 #[derive(Debug, Clone)]
-pub enum Iterable {
+pub enum Iterable<'a> {
     /// A value that must resolve to an array (scalar, canon, canon map, `[]`, …).
-    Value(Value),
+    Value(Value<'a>),
     /// A stream (`$name`), iterated generation by generation.
-    Stream(String),
+    Stream(Name<'a>),
     /// A stream map (`%name`).
-    StreamMap(String),
+    StreamMap(Name<'a>),
 }
 
 /// A number literal.
@@ -232,23 +271,23 @@ impl fmt::Display for Number {
 
 /// A lambda accessor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accessor {
+pub enum Accessor<'a> {
     /// `.field`
-    Field(String),
+    Field(&'a str),
     /// `.[N]`
     Index(u32),
     /// `.[var]`: key or index taken from a scalar.
-    Scalar(String),
+    Scalar(Name<'a>),
 }
 
 /// A lambda: `.$` followed by accessors.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lambda {
+pub struct Lambda<'a> {
     /// The accessors, at least one.
-    pub accessors: Vec<Accessor>,
+    pub accessors: Vec<Accessor<'a>>,
 }
 
-impl fmt::Display for Lambda {
+impl fmt::Display for Lambda<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(".$")?;
         for a in &self.accessors {
@@ -264,9 +303,9 @@ impl fmt::Display for Lambda {
 
 /// A value: call argument, matchable, peer or service part, ap argument.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// `"text"`
-    Literal(String),
+    Literal(&'a str),
     /// `42`, `-7`, `1.5`
     Number(Number),
     /// `true` / `false`
@@ -280,45 +319,45 @@ pub enum Value {
     /// `%ttl%`
     Ttl,
     /// `%last_error%` with an optional lambda.
-    LastError(Option<Lambda>),
+    LastError(Option<Lambda<'a>>),
     /// `:error:` with an optional lambda.
-    Error(Option<Lambda>),
+    Error(Option<Lambda<'a>>),
     /// A scalar with an optional lambda.
     Scalar {
         /// Name.
-        name: String,
+        name: Name<'a>,
         /// Lambda.
-        lambda: Option<Lambda>,
+        lambda: Option<Lambda<'a>>,
     },
     /// `x.length`
-    ScalarLength(String),
+    ScalarLength(Name<'a>),
     /// `#canon` with an optional lambda.
     Canon {
         /// Name (with prefix).
-        name: String,
+        name: Name<'a>,
         /// Lambda.
-        lambda: Option<Lambda>,
+        lambda: Option<Lambda<'a>>,
     },
     /// `#canon.length`
-    CanonLength(String),
+    CanonLength(Name<'a>),
     /// `#%map` with an optional lambda.
     CanonMap {
         /// Name (with prefix).
-        name: String,
+        name: Name<'a>,
         /// Lambda.
-        lambda: Option<Lambda>,
+        lambda: Option<Lambda<'a>>,
     },
     /// `#%map.length`
-    CanonMapLength(String),
+    CanonMapLength(Name<'a>),
     /// `$stream` (only valid in a few places; rejected as an argument).
-    Stream(String),
+    Stream(Name<'a>),
     /// `%map` (only valid in a few places).
-    StreamMap(String),
+    StreamMap(Name<'a>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     /// The variable this value reads, if any (for the "defined before use" check).
-    pub fn variable(&self) -> Option<&str> {
+    pub fn variable(&self) -> Option<Name<'a>> {
         match self {
             Value::Scalar { name, .. }
             | Value::ScalarLength(name)
@@ -327,13 +366,13 @@ impl Value {
             | Value::CanonMap { name, .. }
             | Value::CanonMapLength(name)
             | Value::Stream(name)
-            | Value::StreamMap(name) => Some(name),
+            | Value::StreamMap(name) => Some(*name),
             _ => None,
         }
     }
 
     /// Scalars used inside the lambda (`.[var]`).
-    pub fn lambda_variables(&self) -> Vec<&str> {
+    pub fn lambda_variables(&self) -> impl Iterator<Item = Name<'a>> + '_ {
         let lambda = match self {
             Value::LastError(l) | Value::Error(l) => l.as_ref(),
             Value::Scalar { lambda, .. } | Value::Canon { lambda, .. } | Value::CanonMap { lambda, .. } => {
@@ -341,21 +380,14 @@ impl Value {
             }
             _ => None,
         };
-        lambda
-            .map(|l| {
-                l.accessors
-                    .iter()
-                    .filter_map(|a| match a {
-                        Accessor::Scalar(n) => Some(n.as_str()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        lambda.into_iter().flat_map(|l| l.accessors.iter()).filter_map(|a| match a {
+            Accessor::Scalar(n) => Some(*n),
+            _ => None,
+        })
     }
 }
 
-impl fmt::Display for Value {
+impl fmt::Display for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lambda = |f: &mut fmt::Formatter<'_>, l: &Option<Lambda>| match l {
             Some(l) => write!(f, "{l}"),
@@ -386,30 +418,30 @@ impl fmt::Display for Value {
             Value::ScalarLength(name) | Value::CanonLength(name) | Value::CanonMapLength(name) => {
                 write!(f, "{name}.length")
             }
-            Value::Stream(name) | Value::StreamMap(name) => f.write_str(name),
+            Value::Stream(name) | Value::StreamMap(name) => f.write_str(name.text),
         }
     }
 }
 
-impl fmt::Display for CallOutput {
+impl fmt::Display for CallOutput<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallOutput::None => Ok(()),
-            CallOutput::Scalar(n) | CallOutput::Stream(n) => f.write_str(n),
+            CallOutput::Scalar(n) | CallOutput::Stream(n) => f.write_str(n.text),
         }
     }
 }
 
-impl fmt::Display for Iterable {
+impl fmt::Display for Iterable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Iterable::Value(v) => write!(f, "{v}"),
-            Iterable::Stream(n) | Iterable::StreamMap(n) => f.write_str(n),
+            Iterable::Stream(n) | Iterable::StreamMap(n) => f.write_str(n.text),
         }
     }
 }
 
-impl Instr {
+impl Instr<'_> {
     /// The instruction's head as AquaVM prints it in error objects (`instruction` field):
     /// `call PEER (SVC FN) [ARGS] OUT`, `match A B`, `fold X i`, `ap A B`, `fail 1 "m"`, …
     pub fn head(&self) -> String {
@@ -434,8 +466,8 @@ impl Instr {
             Instr::Seq(..) => "seq".into(),
             Instr::Par(..) => "par".into(),
             Instr::Xor(..) => "xor".into(),
-            Instr::Match { left, right, negate, .. } => {
-                format!("{} {} {}", if *negate { "mismatch" } else { "match" }, left, right)
+            Instr::Match(m) => {
+                format!("{} {} {}", if m.negate { "mismatch" } else { "match" }, m.left, m.right)
             }
             Instr::Fail(fail) => match &**fail {
                 Fail::Literal { code, message } => format!("fail {code} \"{message}\""),
@@ -449,17 +481,14 @@ impl Instr {
         }
     }
 
-    /// Child instructions, in textual order.
-    pub fn children(&self) -> Vec<NodeId> {
+    /// Child instructions, in textual order (at most two).
+    pub fn children(&self) -> [Option<NodeId>; 2] {
         match self {
-            Instr::Seq(a, b) | Instr::Par(a, b) | Instr::Xor(a, b) => vec![*a, *b],
-            Instr::Match { body, .. } | Instr::New { body, .. } => vec![*body],
-            Instr::Fold(f) => {
-                let mut v = vec![f.body];
-                v.extend(f.last);
-                v
-            }
-            _ => Vec::new(),
+            Instr::Seq(a, b) | Instr::Par(a, b) | Instr::Xor(a, b) => [Some(*a), Some(*b)],
+            Instr::Match(m) => [Some(m.body), None],
+            Instr::New { body, .. } => [Some(*body), None],
+            Instr::Fold(f) => [Some(f.body), f.last],
+            _ => [None, None],
         }
     }
 }

@@ -43,66 +43,142 @@ pub struct Token<'a> {
     pub span: Span,
 }
 
+/// Reads tokens one at a time.
+#[derive(Debug, Clone)]
+pub struct Lexer<'a> {
+    script: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    /// A lexer at the start of the script.
+    pub fn new(script: &'a str) -> Self {
+        Lexer { script, pos: 0 }
+    }
+
+    /// The next token, `None` at the end.
+    ///
+    /// # Errors
+    /// An unclosed string literal.
+    #[inline(always)]
+    pub fn next_token(&mut self) -> Result<Option<Token<'a>>, Box<ParseError>> {
+        let script = self.script;
+        let bytes = script.as_bytes();
+        let mut i = self.pos;
+        while i < bytes.len() {
+            let c = bytes[i];
+            match CLASS[c as usize] {
+                SPACE => i += 1,
+                COMMENT => {
+                    i += bytes[i..].iter().position(|b| *b == b'\n').unwrap_or(bytes.len() - i);
+                }
+                BRACKET => {
+                    let tok = match c {
+                        b'(' => Tok::LParen,
+                        b')' => Tok::RParen,
+                        b'[' => Tok::LBracket,
+                        _ => Tok::RBracket,
+                    };
+                    self.pos = i + 1;
+                    return Ok(Some(Token { tok, span: Span::new(i, i + 1) }));
+                }
+                QUOTE => {
+                    let start = i;
+                    let Some(len) = bytes[i + 1..].iter().position(|b| *b == b'"') else {
+                        self.pos = bytes.len();
+                        return Err(Box::new(ParseError::new(
+                            ParseErrorKind::UnclosedString,
+                            Span::new(start, bytes.len()),
+                            script,
+                        )));
+                    };
+                    let end = i + 1 + len;
+                    self.pos = end + 1;
+                    return Ok(Some(Token { tok: Tok::Str(&script[i + 1..end]), span: Span::new(start, end + 1) }));
+                }
+                _ => {
+                    let start = i;
+                    let mut depth = 0usize;
+                    while i < bytes.len() {
+                        let b = bytes[i];
+                        match WORD[b as usize] {
+                            IN_WORD => {}
+                            WORD_END => break,
+                            OPEN => depth += 1,
+                            _ => {
+                                if depth == 0 {
+                                    break;
+                                }
+                                depth -= 1;
+                            }
+                        }
+                        i += 1;
+                    }
+                    self.pos = i;
+                    // `start..i` is on char boundaries: we only stopped at ASCII bytes or the end.
+                    return Ok(Some(Token { tok: Tok::Word(&script[start..i]), span: Span::new(start, i) }));
+                }
+            }
+        }
+        self.pos = i;
+        Ok(None)
+    }
+}
+
+const OTHER: u8 = 0;
+const SPACE: u8 = 1;
+const COMMENT: u8 = 2;
+const BRACKET: u8 = 3;
+const QUOTE: u8 = 4;
+
+/// What a byte starts, between tokens.
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    t[b' ' as usize] = SPACE;
+    t[b'\t' as usize] = SPACE;
+    t[b'\n' as usize] = SPACE;
+    t[b'\r' as usize] = SPACE;
+    t[0x0b] = SPACE;
+    t[0x0c] = SPACE;
+    t[b';' as usize] = COMMENT;
+    t[b'(' as usize] = BRACKET;
+    t[b')' as usize] = BRACKET;
+    t[b'[' as usize] = BRACKET;
+    t[b']' as usize] = BRACKET;
+    t[b'"' as usize] = QUOTE;
+    t
+};
+
+const IN_WORD: u8 = 0;
+const WORD_END: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+
+/// What a byte does inside a word (ASCII whitespace ends it; 0x0b does not, as
+/// `u8::is_ascii_whitespace`).
+static WORD: [u8; 256] = {
+    let mut t = [IN_WORD; 256];
+    t[b' ' as usize] = WORD_END;
+    t[b'\t' as usize] = WORD_END;
+    t[b'\n' as usize] = WORD_END;
+    t[b'\r' as usize] = WORD_END;
+    t[0x0c] = WORD_END;
+    t[b'(' as usize] = OPEN;
+    t[b'[' as usize] = OPEN;
+    t[b')' as usize] = CLOSE;
+    t[b']' as usize] = CLOSE;
+    t
+};
+
 /// Splits the script into tokens.
 ///
 /// # Errors
 /// An unclosed string literal.
 pub fn tokenize(script: &str) -> Result<Vec<Token<'_>>, ParseError> {
-    let bytes = script.as_bytes();
+    let mut lexer = Lexer::new(script);
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => i += 1,
-            b';' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'(' | b')' | b'[' | b']' => {
-                let tok = match c {
-                    b'(' => Tok::LParen,
-                    b')' => Tok::RParen,
-                    b'[' => Tok::LBracket,
-                    _ => Tok::RBracket,
-                };
-                out.push(Token { tok, span: Span::new(i, i + 1) });
-                i += 1;
-            }
-            b'"' => {
-                let start = i;
-                let Some(len) = bytes[i + 1..].iter().position(|b| *b == b'"') else {
-                    return Err(ParseError::new(ParseErrorKind::UnclosedString, Span::new(start, bytes.len()), script));
-                };
-                let end = i + 1 + len;
-                out.push(Token { tok: Tok::Str(&script[i + 1..end]), span: Span::new(start, end + 1) });
-                i = end + 1;
-            }
-            _ => {
-                let start = i;
-                let mut depth = 0usize;
-                while i < bytes.len() {
-                    let b = bytes[i];
-                    if b.is_ascii_whitespace() {
-                        break;
-                    }
-                    match b {
-                        b'(' | b'[' => depth += 1,
-                        b')' | b']' => {
-                            if depth == 0 {
-                                break;
-                            }
-                            depth -= 1;
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                // `start..i` is on char boundaries: we only stopped at ASCII bytes or the end.
-                out.push(Token { tok: Tok::Word(&script[start..i]), span: Span::new(start, i) });
-            }
-        }
+    while let Some(t) = lexer.next_token().map_err(|e| *e)? {
+        out.push(t);
     }
     Ok(out)
 }

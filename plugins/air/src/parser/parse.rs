@@ -3,7 +3,9 @@
 
 use super::ast::*;
 use super::error::{ParseError, ParseErrorKind};
-use super::lexer::{Tok, Token, tokenize};
+use super::lexer::{Lexer, Tok, Token, tokenize};
+use super::validate::Validator;
+use crate::hash::FastMap;
 
 /// Parser limits.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +26,7 @@ impl Default for ParseLimits {
 ///
 /// # Errors
 /// Lexer, grammar and static-check errors (SPEC §1.4), with line and column.
-pub fn parse(script: &str) -> Result<Ast, ParseError> {
+pub fn parse(script: &str) -> Result<Ast<'_>, ParseError> {
     parse_with_limits(script, ParseLimits::default())
 }
 
@@ -32,7 +34,7 @@ pub fn parse(script: &str) -> Result<Ast, ParseError> {
 ///
 /// # Errors
 /// Lexer, grammar and static-check errors (SPEC §1.4), size and depth limits.
-pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast, ParseError> {
+pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, ParseError> {
     if script.len() > limits.max_size {
         return Err(ParseError::new(
             ParseErrorKind::TooBig { size: script.len(), limit: limits.max_size },
@@ -40,53 +42,141 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast, Parse
             script,
         ));
     }
-    let toks = tokenize(script)?;
-    let mut p = Parser { script, toks, pos: 0, nodes: Vec::new() };
-    let root = p.parse_root(limits.max_depth)?;
-    let ast = Ast { nodes: p.nodes, root };
-    super::validate::validate(&ast, script)?;
-    Ok(ast)
+    // an instruction takes at least 6 bytes (`(null)`); most take 10 or more
+    let capacity = (script.len() / 10).min(1 << 18);
+    let mut p = Parser {
+        script,
+        lexer: Lexer::new(script),
+        peeked: None,
+        last: Span::new(0, 0),
+        nodes: Vec::with_capacity(capacity),
+        v: Validator::new(script),
+        names: FastMap::with_capacity_and_hasher(capacity / 2, Default::default()),
+    };
+    let root = match p.parse_root(limits.max_depth) {
+        Ok(root) => root,
+        Err(e) => {
+            // an unclosed string anywhere in the script is reported first, as if the whole
+            // script had been tokenized before parsing
+            if e.kind != ParseErrorKind::UnclosedString {
+                tokenize(script)?;
+            }
+            return Err(*e);
+        }
+    };
+    if let Some(e) = p.v.finish() {
+        return Err(e);
+    }
+    Ok(Ast { nodes: p.nodes, root, names: p.names.len() as u32 })
 }
 
-enum Frame {
+enum Frame<'a> {
     Bin { kind: u8, start: usize, left: Option<NodeId> },
-    Match { start: usize, negate: bool, left: Value, right: Value },
-    Fold { start: usize, iterable: Iterable, iterator: String, body: Option<NodeId> },
-    New { start: usize, name: String },
+    Match { start: usize, negate: bool, left: Value<'a>, right: Value<'a> },
+    Fold { start: usize, iterable: Iterable<'a>, iterator: Name<'a>, body: Option<NodeId> },
+    New { start: usize, name: Name<'a> },
 }
 
 struct Parser<'a> {
     script: &'a str,
-    toks: Vec<Token<'a>>,
-    pos: usize,
-    nodes: Vec<Node>,
+    lexer: Lexer<'a>,
+    /// The next token, once peeked.
+    peeked: Option<Option<Token<'a>>>,
+    /// Span of the last token taken.
+    last: Span,
+    nodes: Vec<Node<'a>>,
+    /// The static checks, made as instructions are read.
+    v: Validator<'a>,
+    /// Name numbers.
+    names: FastMap<&'a str, u32>,
 }
 
-type PResult<T> = Result<T, ParseError>;
+/// Errors are boxed on the hot path: results stay small.
+type PResult<T> = Result<T, Box<ParseError>>;
 
 impl<'a> Parser<'a> {
-    fn err(&self, kind: ParseErrorKind, span: Span) -> ParseError {
-        ParseError::new(kind, span, self.script)
+    fn err(&self, kind: ParseErrorKind, span: Span) -> Box<ParseError> {
+        Box::new(ParseError::new(kind, span, self.script))
     }
 
     fn end_span(&self) -> Span {
         Span::new(self.script.len(), self.script.len())
     }
 
-    fn peek(&self) -> Option<&Token<'a>> {
-        self.toks.get(self.pos)
+    #[inline(always)]
+    fn intern(&mut self, name: &mut Name<'a>) {
+        let next = self.names.len() as u32;
+        name.id = *self.names.entry(name.text).or_insert(next);
     }
 
+    /// Classifies a word as a value and numbers its names.
+    #[inline(always)]
+    fn word_value(&mut self, w: &'a str, span: Span) -> PResult<Value<'a>> {
+        if let Some(v) = plain_name(w) {
+            let mut name = v;
+            self.intern(&mut name);
+            return Ok(match w.as_bytes()[0] {
+                b'$' => Value::Stream(name),
+                b'%' => Value::StreamMap(name),
+                _ => Value::Scalar { name, lambda: None },
+            });
+        }
+        let mut v = word_value(w).map_err(|k| self.err(k, span))?;
+        match &mut v {
+            Value::LastError(lambda) | Value::Error(lambda) => self.intern_lambda(lambda),
+            Value::Scalar { name, lambda } | Value::Canon { name, lambda } | Value::CanonMap { name, lambda } => {
+                self.intern(name);
+                self.intern_lambda(lambda);
+            }
+            Value::ScalarLength(name)
+            | Value::CanonLength(name)
+            | Value::CanonMapLength(name)
+            | Value::Stream(name)
+            | Value::StreamMap(name) => self.intern(name),
+            _ => {}
+        }
+        Ok(v)
+    }
+
+    fn intern_lambda(&mut self, lambda: &mut Option<Lambda<'a>>) {
+        for a in lambda.iter_mut().flat_map(|l| l.accessors.iter_mut()) {
+            if let Accessor::Scalar(name) = a {
+                self.intern(name);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn peek(&mut self) -> PResult<Option<Token<'a>>> {
+        if let Some(t) = self.peeked {
+            return Ok(t);
+        }
+        let t = self.lexer.next_token()?;
+        self.peeked = Some(t);
+        Ok(t)
+    }
+
+    #[inline(always)]
+    fn peek_tok(&mut self) -> PResult<Option<Tok<'a>>> {
+        Ok(self.peek()?.map(|t| t.tok))
+    }
+
+    #[inline(always)]
     fn next(&mut self, expected: &'static str) -> PResult<Token<'a>> {
-        match self.toks.get(self.pos) {
+        let t = match self.peeked.take() {
+            Some(t) => t,
+            None => self.lexer.next_token()?,
+        };
+        match t {
             Some(t) => {
-                self.pos += 1;
-                Ok(*t)
+                self.last = t.span;
+                Ok(t)
             }
             None => Err(self.err(ParseErrorKind::UnexpectedEnd { expected }, self.end_span())),
         }
     }
 
+    #[inline(always)]
     fn expect(&mut self, tok: Tok<'_>, expected: &'static str) -> PResult<Span> {
         let t = self.next(expected)?;
         if t.tok == tok {
@@ -96,6 +186,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline(always)]
     fn word(&mut self, expected: &'static str) -> PResult<(&'a str, Span)> {
         let t = self.next(expected)?;
         match t.tok {
@@ -104,23 +195,21 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn push(&mut self, instr: Instr, span: Span) -> NodeId {
+    fn push(&mut self, instr: Instr<'a>, span: Span) -> NodeId {
         self.nodes.push(Node { instr, span });
         NodeId((self.nodes.len() - 1) as u32)
     }
 
     fn parse_root(&mut self, max_depth: usize) -> PResult<NodeId> {
-        let mut stack: Vec<Frame> = Vec::new();
+        let mut stack: Vec<Frame<'a>> = Vec::new();
         loop {
             let mut done = self.open_instruction(&mut stack)?;
             if stack.len() > max_depth {
-                let span = self.toks[self.pos.saturating_sub(1)].span;
-                return Err(self.err(ParseErrorKind::TooDeep(max_depth), span));
+                return Err(self.err(ParseErrorKind::TooDeep(max_depth), self.last));
             }
             while let Some(node) = done.take() {
                 let Some(frame) = stack.last_mut() else {
-                    if let Some(t) = self.peek() {
-                        let t = *t;
+                    if let Some(t) = self.peek()? {
                         return Err(self.err(
                             ParseErrorKind::Unexpected { expected: "the end of the script", found: t.tok.describe() },
                             t.span,
@@ -132,7 +221,7 @@ impl<'a> Parser<'a> {
                     Frame::Bin { left: left @ None, .. } => *left = Some(node),
                     Frame::Fold { body: body @ None, .. } => {
                         *body = Some(node);
-                        if matches!(self.peek().map(|t| &t.tok), Some(Tok::RParen)) {
+                        if matches!(self.peek_tok()?, Some(Tok::RParen)) {
                             done = Some(self.close(&mut stack, None)?);
                         }
                     }
@@ -143,9 +232,11 @@ impl<'a> Parser<'a> {
     }
 
     /// Closes the top frame with its last child and returns the new node.
-    fn close(&mut self, stack: &mut Vec<Frame>, last: Option<NodeId>) -> PResult<NodeId> {
+    #[inline(always)]
+    fn close(&mut self, stack: &mut Vec<Frame<'a>>, last: Option<NodeId>) -> PResult<NodeId> {
         let end = self.expect(Tok::RParen, "')'")?.end;
         let frame = stack.pop().expect("close is called with an open frame");
+        self.v.close(stack.len(), end);
         let (instr, start) = match frame {
             Frame::Bin { kind, start, left } => {
                 let (l, r) = (left.expect("left child set"), last.expect("right child given"));
@@ -157,7 +248,7 @@ impl<'a> Parser<'a> {
                 (instr, start)
             }
             Frame::Match { start, negate, left, right } => {
-                (Instr::Match { left, right, body: last.expect("body given"), negate }, start)
+                (Instr::Match(Box::new(Match { left, right, body: last.expect("body given"), negate })), start)
             }
             Frame::New { start, name } => (Instr::New { name, body: last.expect("body given") }, start),
             Frame::Fold { start, iterable, iterator, body } => {
@@ -168,7 +259,8 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads `(keyword …`: pushes a frame for a composite instruction, or parses a whole leaf.
-    fn open_instruction(&mut self, stack: &mut Vec<Frame>) -> PResult<Option<NodeId>> {
+    #[inline(always)]
+    fn open_instruction(&mut self, stack: &mut Vec<Frame<'a>>) -> PResult<Option<NodeId>> {
         let start = self.expect(Tok::LParen, "an instruction '('")?.start;
         let (kw, kw_span) = self.word("an instruction keyword")?;
         let frame = match kw {
@@ -181,6 +273,7 @@ impl<'a> Parser<'a> {
                 for v in [&left, &right] {
                     self.check_not_stream(v, "a stream in match")?;
                 }
+                self.v.open_match(&left, &right, start, stack.len());
                 Frame::Match { start, negate: kw == "mismatch", left, right }
             }
             "fold" => {
@@ -199,37 +292,71 @@ impl<'a> Parser<'a> {
                     }
                 };
                 let iterator = self.scalar_name("a fold iterator")?;
+                self.v.open_fold(&iterable, iterator, start, stack.len());
                 Frame::Fold { start, iterable, iterator, body: None }
             }
             "new" => {
-                let (name, span) = self.word("a variable")?;
-                let v = word_value(name).map_err(|k| self.err(k, span))?;
-                match v {
-                    Value::Scalar { lambda: None, .. }
-                    | Value::Stream(_)
-                    | Value::StreamMap(_)
-                    | Value::Canon { lambda: None, .. }
-                    | Value::CanonMap { lambda: None, .. } => {}
+                let (word, span) = self.word("a variable")?;
+                let name = match self.word_value(word, span)? {
+                    Value::Scalar { name, lambda: None }
+                    | Value::Stream(name)
+                    | Value::StreamMap(name)
+                    | Value::Canon { name, lambda: None }
+                    | Value::CanonMap { name, lambda: None } => name,
                     _ => {
                         return Err(self.err(
-                            ParseErrorKind::NotAllowed { what: "this new variable", found: name.to_string() },
+                            ParseErrorKind::NotAllowed { what: "this new variable", found: word.to_string() },
                             span,
                         ));
                     }
-                }
-                Frame::New { start, name: name.to_string() }
+                };
+                self.v.open_new(name, start, stack.len());
+                Frame::New { start, name }
             }
             _ => {
                 let instr = self.leaf(kw, kw_span)?;
                 let end = self.expect(Tok::RParen, "')'")?.end;
-                return Ok(Some(self.push(instr, Span::new(start, end))));
+                let span = Span::new(start, end);
+                match instr {
+                    Instr::Next(it) => self.check_next(it, span, stack),
+                    ref leaf => self.v.leaf(leaf, span),
+                }
+                return Ok(Some(self.push(instr, span)));
             }
         };
         stack.push(frame);
         Ok(None)
     }
 
-    fn leaf(&mut self, kw: &str, kw_span: Span) -> PResult<Instr> {
+    /// The static checks of `next`: inside a fold over its iterator, once, and (stream folds)
+    /// never on the left of a `seq` or `par` between the fold and the `next`.
+    fn check_next(&mut self, it: Name<'a>, span: Span, stack: &[Frame<'a>]) {
+        if self.v.failed() {
+            return;
+        }
+        let Some(fi) = self.v.folds.iter_mut().rev().find(|f| f.iterator.id == it.id) else {
+            self.v.record(ParseErrorKind::NextOutsideFold(it.to_string()), span, None);
+            return;
+        };
+        fi.nexts += 1;
+        if fi.nexts > 1 {
+            self.v.record(ParseErrorKind::MultipleNext(it.to_string()), span, None);
+            return;
+        }
+        if fi.over_stream {
+            let fold_depth = fi.depth;
+            for (depth, frame) in stack.iter().enumerate().skip(fold_depth + 1).rev() {
+                if let Frame::Bin { kind: 0 | 1, start, left: None } = frame {
+                    let kind = ParseErrorKind::InstructionAfterNext(it.to_string());
+                    self.v.record(kind, Span::new(*start, *start), Some(depth));
+                    return;
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn leaf(&mut self, kw: &str, kw_span: Span) -> PResult<Instr<'a>> {
         Ok(match kw {
             "null" => Instr::Null,
             "never" => Instr::Never,
@@ -245,7 +372,7 @@ impl<'a> Parser<'a> {
                 self.expect(Tok::RParen, "')' after the function name")?;
                 self.expect(Tok::LBracket, "'[' of the arguments")?;
                 let mut args = Vec::new();
-                while !matches!(self.peek().map(|t| &t.tok), Some(Tok::RBracket)) {
+                while !matches!(self.peek_tok()?, Some(Tok::RBracket)) {
                     let (v, span) = self.value_spanned()?;
                     if matches!(v, Value::Stream(_) | Value::StreamMap(_)) {
                         return Err(self.err(
@@ -256,9 +383,9 @@ impl<'a> Parser<'a> {
                     args.push(v);
                 }
                 self.expect(Tok::RBracket, "']'")?;
-                let output = if let Some(Token { tok: Tok::Word(_), .. }) = self.peek() {
+                let output = if let Some(Token { tok: Tok::Word(_), .. }) = self.peek()? {
                     let (w, span) = self.word("a call output")?;
-                    match word_value(w).map_err(|k| self.err(k, span))? {
+                    match self.word_value(w, span)? {
                         Value::Scalar { name, lambda: None } => CallOutput::Scalar(name),
                         Value::Stream(name) => CallOutput::Stream(name),
                         _ => {
@@ -277,9 +404,9 @@ impl<'a> Parser<'a> {
                 let (peer, span) = self.value_spanned()?;
                 self.check_triplet_part(&peer, span, true)?;
                 let (source, span) = self.word("a stream or stream map")?;
-                let src = word_value(source).map_err(|k| self.err(k, span))?;
+                let src = self.word_value(source, span)?;
                 let (dest_word, dspan) = self.word("a canon destination")?;
-                let dest = word_value(dest_word).map_err(|k| self.err(k, dspan))?;
+                let dest = self.word_value(dest_word, dspan)?;
                 let dest = match (&src, dest) {
                     (Value::Stream(_), Value::Canon { name, lambda: None }) => CanonDest::Stream(name),
                     (Value::StreamMap(_), Value::CanonMap { name, lambda: None }) => CanonDest::Map(name),
@@ -297,11 +424,14 @@ impl<'a> Parser<'a> {
                         ));
                     }
                 };
-                Instr::Canon(Box::new(Canon { peer, source: source.to_string(), dest }))
+                let (Value::Stream(source) | Value::StreamMap(source)) = src else {
+                    unreachable!("checked above: the source is a stream or a stream map")
+                };
+                Instr::Canon(Box::new(Canon { peer, source, dest }))
             }
             "ap" => {
-                if matches!(self.peek().map(|t| &t.tok), Some(Tok::LParen)) {
-                    self.pos += 1;
+                if matches!(self.peek_tok()?, Some(Tok::LParen)) {
+                    self.next("'('")?;
                     let (key, kspan) = self.value_spanned()?;
                     match &key {
                         Value::Literal(_)
@@ -319,7 +449,7 @@ impl<'a> Parser<'a> {
                     self.check_ap_arg(&value, vspan)?;
                     self.expect(Tok::RParen, "')' after the key and value")?;
                     let (map, mspan) = self.word("a stream map")?;
-                    match word_value(map).map_err(|k| self.err(k, mspan))? {
+                    match self.word_value(map, mspan)? {
                         Value::StreamMap(map) => Instr::ApMap(Box::new(ApMap { key, value, map })),
                         _ => {
                             return Err(self.err(
@@ -332,7 +462,7 @@ impl<'a> Parser<'a> {
                     let (arg, span) = self.value_spanned()?;
                     self.check_ap_arg(&arg, span)?;
                     let (dest, dspan) = self.word("an ap destination")?;
-                    let dest = match word_value(dest).map_err(|k| self.err(k, dspan))? {
+                    let dest = match self.word_value(dest, dspan)? {
                         Value::Scalar { name, lambda: None } => ApDest::Scalar(name),
                         Value::Stream(name) => ApDest::Stream(name),
                         _ => {
@@ -359,7 +489,7 @@ impl<'a> Parser<'a> {
                         if code == 0 {
                             return Err(self.err(ParseErrorKind::FailCodeZero, span));
                         }
-                        Instr::Fail(Box::new(Fail::Literal { code, message: message.to_string() }))
+                        Instr::Fail(Box::new(Fail::Literal { code, message }))
                     }
                     v @ (Value::Scalar { .. }
                     | Value::Canon { lambda: Some(_), .. }
@@ -377,22 +507,21 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn check_not_stream(&self, v: &Value, what: &'static str) -> PResult<()> {
+    fn check_not_stream(&self, v: &Value<'_>, what: &'static str) -> PResult<()> {
         if matches!(v, Value::Stream(_) | Value::StreamMap(_)) {
-            let span = self.toks[self.pos.saturating_sub(1)].span;
-            return Err(self.err(ParseErrorKind::NotAllowed { what, found: v.to_string() }, span));
+            return Err(self.err(ParseErrorKind::NotAllowed { what, found: v.to_string() }, self.last));
         }
         Ok(())
     }
 
-    fn check_ap_arg(&self, v: &Value, span: Span) -> PResult<()> {
+    fn check_ap_arg(&self, v: &Value<'_>, span: Span) -> PResult<()> {
         if matches!(v, Value::Stream(_) | Value::StreamMap(_) | Value::CanonMap { lambda: None, .. }) {
             return Err(self.err(ParseErrorKind::NotAllowed { what: "this ap argument", found: v.to_string() }, span));
         }
         Ok(())
     }
 
-    fn check_triplet_part(&self, v: &Value, span: Span, is_peer: bool) -> PResult<()> {
+    fn check_triplet_part(&self, v: &Value<'_>, span: Span, is_peer: bool) -> PResult<()> {
         let ok = match v {
             Value::Literal(_) | Value::Scalar { .. } => true,
             Value::Canon { lambda: Some(_), .. } | Value::CanonMap { lambda: Some(_), .. } => true,
@@ -406,33 +535,62 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn scalar_name(&mut self, expected: &'static str) -> PResult<String> {
+    fn scalar_name(&mut self, expected: &'static str) -> PResult<Name<'a>> {
         let (w, span) = self.word(expected)?;
-        match word_value(w).map_err(|k| self.err(k, span))? {
+        match self.word_value(w, span)? {
             Value::Scalar { name, lambda: None } => Ok(name),
             _ => Err(self.err(ParseErrorKind::Unexpected { expected, found: format!("'{w}'") }, span)),
         }
     }
 
-    fn value(&mut self) -> PResult<Value> {
+    fn value(&mut self) -> PResult<Value<'a>> {
         Ok(self.value_spanned()?.0)
     }
 
-    fn value_spanned(&mut self) -> PResult<(Value, Span)> {
+    #[inline(always)]
+    fn value_spanned(&mut self) -> PResult<(Value<'a>, Span)> {
         let t = self.next("a value")?;
         match t.tok {
-            Tok::Str(s) => Ok((Value::Literal(s.to_string()), t.span)),
+            Tok::Str(s) => Ok((Value::Literal(s), t.span)),
             Tok::LBracket => {
                 let end = self.expect(Tok::RBracket, "']' (the only array literal is [])")?;
                 Ok((Value::EmptyArray, Span::new(t.span.start, end.end)))
             }
-            Tok::Word(w) => match word_value(w) {
-                Ok(v) => Ok((v, t.span)),
-                Err(k) => Err(self.err(k, t.span)),
-            },
+            Tok::Word(w) => Ok((self.word_value(w, t.span)?, t.span)),
             other => Err(self.err(ParseErrorKind::Unexpected { expected: "a value", found: other.describe() }, t.span)),
         }
     }
+}
+
+/// Bytes of plain names: ASCII letters, digits, `_` and `-`.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize || b == b'-' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// The fast path of [`word_value`]: a scalar, `$stream` or `%map` name made of ASCII name
+/// bytes, not a number, keyword or special variable (`None` for anything else, which then takes
+/// the general path).
+fn plain_name(w: &str) -> Option<Name<'_>> {
+    let bytes = w.as_bytes();
+    let body = match bytes.first()? {
+        b'$' | b'%' => &bytes[1..],
+        _ => bytes,
+    };
+    let first = *body.first()?;
+    // digits and signs may start numbers; `true`/`false` are booleans
+    if first.is_ascii_digit() || first == b'-' || first == b'+' || !body.iter().all(|b| NAME_BYTE[*b as usize]) {
+        return None;
+    }
+    if body.len() == bytes.len() && (w == "true" || w == "false") {
+        return None;
+    }
+    Some(Name::new(w))
 }
 
 fn is_name_char(c: char) -> bool {
@@ -440,7 +598,7 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Classifies a bare word as a value.
-pub(crate) fn word_value(w: &str) -> Result<Value, ParseErrorKind> {
+pub(crate) fn word_value(w: &str) -> Result<Value<'_>, ParseErrorKind> {
     match w {
         "true" => return Ok(Value::Bool(true)),
         "false" => return Ok(Value::Bool(false)),
@@ -483,23 +641,24 @@ pub(crate) fn word_value(w: &str) -> Result<Value, ParseErrorKind> {
     if name.is_empty() || (!tail.is_empty() && !tail.starts_with('.')) {
         return Err(ParseErrorKind::InvalidToken(w.to_string()));
     }
-    let full = format!("{prefix}{name}");
+    let full = &w[..prefix.len() + name.len()];
     if tail == ".length" {
         return match prefix {
-            "" => Ok(Value::ScalarLength(full)),
-            "#" | "#$" => Ok(Value::CanonLength(full)),
-            "#%" => Ok(Value::CanonMapLength(full)),
+            "" => Ok(Value::ScalarLength(Name::new(full))),
+            "#" | "#$" => Ok(Value::CanonLength(Name::new(full))),
+            "#%" => Ok(Value::CanonMapLength(Name::new(full))),
             _ => Err(ParseErrorKind::InvalidLambda(w.to_string())),
         };
     }
     let lambda = opt_lambda(w, tail)?;
+    let name = Name::new(full);
     match prefix {
-        "" => Ok(Value::Scalar { name: full, lambda }),
-        "#" | "#$" => Ok(Value::Canon { name: full, lambda }),
-        "#%" => Ok(Value::CanonMap { name: full, lambda }),
+        "" => Ok(Value::Scalar { name, lambda }),
+        "#" | "#$" => Ok(Value::Canon { name, lambda }),
+        "#%" => Ok(Value::CanonMap { name, lambda }),
         _ if lambda.is_some() => Err(ParseErrorKind::InvalidLambda(w.to_string())),
-        "$" => Ok(Value::Stream(full)),
-        _ => Ok(Value::StreamMap(full)),
+        "$" => Ok(Value::Stream(name)),
+        _ => Ok(Value::StreamMap(name)),
     }
 }
 
@@ -531,7 +690,7 @@ fn number(w: &str) -> Result<Option<Number>, ParseErrorKind> {
     }
 }
 
-fn opt_lambda(word: &str, tail: &str) -> Result<Option<Lambda>, ParseErrorKind> {
+fn opt_lambda<'a>(word: &str, tail: &'a str) -> Result<Option<Lambda<'a>>, ParseErrorKind> {
     if tail.is_empty() {
         return Ok(None);
     }
@@ -554,7 +713,7 @@ fn opt_lambda(word: &str, tail: &str) -> Result<Option<Lambda>, ParseErrorKind> 
             if content.chars().all(|c| c.is_ascii_digit()) {
                 accessors.push(Accessor::Index(content.parse::<u32>().map_err(|_| bad())?));
             } else if content.chars().all(is_name_char) {
-                accessors.push(Accessor::Scalar(content.to_string()));
+                accessors.push(Accessor::Scalar(Name::new(content)));
             } else {
                 return Err(bad());
             }
@@ -565,7 +724,7 @@ fn opt_lambda(word: &str, tail: &str) -> Result<Option<Lambda>, ParseErrorKind> 
             if field.is_empty() {
                 return Err(bad());
             }
-            accessors.push(Accessor::Field(field.to_string()));
+            accessors.push(Accessor::Field(field));
             s = &t[end..];
         } else {
             return Err(bad());
@@ -586,8 +745,8 @@ mod tests {
 
     #[test]
     fn values() {
-        assert_eq!(word_value("1e3").unwrap(), Value::Scalar { name: "1e3".into(), lambda: None });
-        assert_eq!(word_value("-x-").unwrap(), Value::Scalar { name: "-x-".into(), lambda: None });
+        assert_eq!(word_value("1e3").unwrap(), Value::Scalar { name: Name::new("1e3"), lambda: None });
+        assert_eq!(word_value("-x-").unwrap(), Value::Scalar { name: Name::new("-x-"), lambda: None });
         assert_eq!(word_value("-7").unwrap(), Value::Number(Number::Int(-7)));
         assert_eq!(word_value("1.5").unwrap(), Value::Number(Number::Float(1.5)));
         assert!(matches!(word_value(".5"), Err(ParseErrorKind::LeadingDot(_))));
@@ -598,9 +757,25 @@ mod tests {
         assert!(matches!(word_value("$st.$.a"), Err(ParseErrorKind::InvalidLambda(_))));
         let v = word_value("x.$.a[0]!.[i]").unwrap();
         assert_eq!(v.to_string(), "x.$.a.[0].[i]");
-        assert_eq!(word_value("#cc.length").unwrap(), Value::CanonLength("#cc".into()));
-        assert_eq!(word_value("#$c").unwrap(), Value::Canon { name: "#$c".into(), lambda: None });
+        assert_eq!(word_value("#cc.length").unwrap(), Value::CanonLength(Name::new("#cc")));
+        assert_eq!(word_value("#$c").unwrap(), Value::Canon { name: Name::new("#$c"), lambda: None });
         assert_eq!(word_value(":error:.$.error_code").unwrap().to_string(), ":error:.$.error_code");
+    }
+
+    #[test]
+    fn plain_names_agree_with_the_general_path() {
+        for w in ["x", "x1", "_a-b", "$s", "%m", "true", "false", "-x-", "-7", "1e3", "$", "%", "a.b", "x.$.a", "$1"] {
+            if let Some(n) = plain_name(w) {
+                let general = word_value(w).unwrap();
+                let fast = match w.as_bytes()[0] {
+                    b'$' => Value::Stream(n),
+                    b'%' => Value::StreamMap(n),
+                    _ => Value::Scalar { name: n, lambda: None },
+                };
+                assert_eq!(fast, general, "{w}");
+            }
+        }
+        assert!(plain_name("true").is_none() && plain_name("-x-").is_none() && plain_name("$").is_none());
     }
 
     #[test]

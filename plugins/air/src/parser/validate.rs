@@ -1,157 +1,174 @@
-//! Static checks of SPEC §1.4, done on the arena without recursion.
-
-use std::collections::HashSet;
+//! Static checks of SPEC §1.4, made while parsing.
+//!
+//! The parser reads instructions in textual order, which is the order of a pre-order walk of the
+//! tree, so the checks run as instructions are opened (composites) or completed (leaves), while
+//! their tokens are still in cache. The first violation is recorded and parsing goes on: a
+//! grammar error anywhere in the script takes precedence, as if the tree were checked after
+//! parsing. The span of a violation found when a composite instruction opens is completed when it
+//! closes.
 
 use super::ast::*;
 use super::error::{ParseError, ParseErrorKind};
 
-struct FoldInfo {
-    node: NodeId,
-    iterator: String,
-    over_stream: bool,
-    nexts: usize,
+/// An open fold.
+#[derive(Debug)]
+pub(super) struct FoldInfo<'a> {
+    /// Depth of its parser frame.
+    pub depth: usize,
+    /// Iterator name.
+    pub iterator: Name<'a>,
+    /// Over a stream or stream map (no instruction may follow `next`).
+    pub over_stream: bool,
+    /// `next`s seen.
+    pub nexts: usize,
 }
 
-/// Checks definitions-before-use and the fold/next rules.
-///
-/// # Errors
-/// The first violated rule, in textual order.
-pub fn validate(ast: &Ast, script: &str) -> Result<(), ParseError> {
-    let err = |kind, id: NodeId| Err(ParseError::new(kind, ast.node(id).span, script));
-    let mut defined: HashSet<&str> = HashSet::new();
-    let mut folds: Vec<FoldInfo> = Vec::new();
-    // parent of each node (indexed by node id), to find the "after next" position
-    let mut parent: Vec<Option<NodeId>> = vec![None; ast.nodes.len()];
-    enum Ev {
-        Enter(NodeId),
-        Exit(NodeId),
+/// The checker state of one parse.
+#[derive(Debug)]
+pub(super) struct Validator<'a> {
+    script: &'a str,
+    /// Indexed by name id.
+    defined: Vec<bool>,
+    /// Open folds, innermost last.
+    pub folds: Vec<FoldInfo<'a>>,
+    /// The first violation, and the depth of the frame whose closing completes its span.
+    error: Option<(Box<ParseError>, Option<usize>)>,
+}
+
+fn is_defined(defined: &[bool], name: Name<'_>) -> bool {
+    defined.get(name.id as usize).copied().unwrap_or(false)
+}
+
+/// The first variable `values` read that is not defined yet.
+fn undefined<'a>(values: &[&Value<'a>], defined: &[bool]) -> Option<Name<'a>> {
+    values.iter().find_map(|v| v.variable().into_iter().chain(v.lambda_variables()).find(|n| !is_defined(defined, *n)))
+}
+
+impl<'a> Validator<'a> {
+    /// A checker for `script`.
+    pub fn new(script: &'a str) -> Self {
+        Validator { script, defined: Vec::new(), folds: Vec::new(), error: None }
     }
-    let mut stack = vec![Ev::Enter(ast.root)];
-    while let Some(ev) = stack.pop() {
-        let id = match ev {
-            Ev::Exit(id) => {
-                if matches!(ast.node(id).instr, Instr::Fold(_)) {
-                    folds.pop();
-                }
-                continue;
-            }
-            Ev::Enter(id) => id,
-        };
-        let node = ast.node(id);
-        let uses = |values: &[&Value], defined: &HashSet<&str>| -> Option<String> {
-            for v in values {
-                let mut names: Vec<&str> = v.lambda_variables();
-                if let Some(n) = v.variable() {
-                    names.insert(0, n);
-                }
-                if let Some(n) = names.into_iter().find(|n| !defined.contains(n)) {
-                    return Some(n.to_string());
-                }
-            }
-            None
-        };
-        let check = |values: &[&Value], defined: &HashSet<&str>| match uses(values, defined) {
-            Some(name) => err(ParseErrorKind::UndefinedVariable(name), id),
-            None => Ok(()),
-        };
-        match &node.instr {
+
+    /// Whether a violation was found (later checks are skipped).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Records a violation at `span`; with `pending_depth`, the span ends when that frame closes.
+    pub fn record(&mut self, kind: ParseErrorKind, span: Span, pending_depth: Option<usize>) {
+        if self.error.is_none() {
+            self.error = Some((Box::new(ParseError::new(kind, span, self.script)), pending_depth));
+        }
+    }
+
+    fn check(&mut self, values: &[&Value<'a>], span: Span, pending_depth: Option<usize>) {
+        if let Some(name) = undefined(values, &self.defined) {
+            self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, pending_depth);
+        }
+    }
+
+    fn define(&mut self, name: Name<'a>) {
+        let i = name.id as usize;
+        if self.defined.len() <= i {
+            self.defined.resize(i + 1, false);
+        }
+        self.defined[i] = true;
+    }
+
+    /// A leaf instruction was parsed (`next` is checked by the parser, which knows the frames).
+    pub fn leaf(&mut self, instr: &Instr<'a>, span: Span) {
+        if self.failed() {
+            return;
+        }
+        match instr {
             Instr::Call(c) => {
-                let mut vals = vec![&c.peer, &c.service, &c.function];
-                vals.extend(c.args.iter());
-                check(&vals, &defined)?;
-                match &c.output {
-                    CallOutput::Scalar(n) | CallOutput::Stream(n) => {
-                        defined.insert(n);
-                    }
-                    CallOutput::None => {}
+                self.check(&[&c.peer, &c.service, &c.function], span, None);
+                if let Some(name) = c.args.iter().find_map(|a| undefined(&[a], &self.defined)) {
+                    self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, None);
+                }
+                if let CallOutput::Scalar(n) | CallOutput::Stream(n) = c.output {
+                    self.define(n);
                 }
             }
             Instr::Canon(c) => {
-                check(&[&c.peer], &defined)?;
-                match &c.dest {
-                    CanonDest::Stream(n) | CanonDest::Map(n) | CanonDest::Scalar(n) => {
-                        defined.insert(n);
-                    }
+                self.check(&[&c.peer], span, None);
+                match c.dest {
+                    CanonDest::Stream(n) | CanonDest::Map(n) | CanonDest::Scalar(n) => self.define(n),
                 }
             }
             Instr::Ap(a) => {
-                check(&[&a.arg], &defined)?;
-                match &a.dest {
-                    ApDest::Scalar(n) | ApDest::Stream(n) => {
-                        defined.insert(n);
-                    }
+                self.check(&[&a.arg], span, None);
+                match a.dest {
+                    ApDest::Scalar(n) | ApDest::Stream(n) => self.define(n),
                 }
             }
             Instr::ApMap(a) => {
-                check(&[&a.key, &a.value], &defined)?;
-                defined.insert(&a.map);
+                self.check(&[&a.key, &a.value], span, None);
+                self.define(a.map);
             }
-            Instr::Match { left, right, .. } => check(&[left, right], &defined)?,
             Instr::Fail(f) => {
                 if let Fail::Value(v) = &**f {
-                    check(&[v], &defined)?;
+                    self.check(&[v], span, None);
                 }
             }
-            Instr::Fold(f) => {
-                match &f.iterable {
-                    Iterable::Value(v) => check(&[v], &defined)?,
-                    Iterable::Stream(n) | Iterable::StreamMap(n) => {
-                        if !defined.contains(n.as_str()) {
-                            return err(ParseErrorKind::UndefinedVariable(n.clone()), id);
-                        }
-                    }
-                }
-                if folds.iter().any(|fi| fi.iterator == f.iterator) {
-                    return err(ParseErrorKind::IteratorReused(f.iterator.clone()), id);
-                }
-                defined.insert(&f.iterator);
-                folds.push(FoldInfo {
-                    node: id,
-                    iterator: f.iterator.clone(),
-                    over_stream: !matches!(f.iterable, Iterable::Value(_)),
-                    nexts: 0,
-                });
-            }
-            Instr::Next(it) => {
-                let Some(fi) = folds.iter_mut().rev().find(|fi| &fi.iterator == it) else {
-                    return err(ParseErrorKind::NextOutsideFold(it.clone()), id);
-                };
-                fi.nexts += 1;
-                if fi.nexts > 1 {
-                    return err(ParseErrorKind::MultipleNext(it.clone()), id);
-                }
-                if fi.over_stream {
-                    // walk up from next to its fold: next must not be the left side of a seq or par
-                    let fold = fi.node;
-                    let mut child = id;
-                    while let Some(p) = parent[child.0 as usize] {
-                        if p == fold {
-                            break;
-                        }
-                        if let Instr::Seq(left, _) | Instr::Par(left, _) = ast.node(p).instr
-                            && left == child
-                        {
-                            return err(ParseErrorKind::InstructionAfterNext(it.clone()), p);
-                        }
-                        child = p;
-                    }
-                }
-            }
-            Instr::New { name, .. } => {
-                if folds.iter().any(|fi| &fi.iterator == name) {
-                    return err(ParseErrorKind::NewOnIterator(name.clone()), id);
-                }
-                defined.insert(name);
-            }
-            Instr::Seq(..) | Instr::Par(..) | Instr::Xor(..) | Instr::Null | Instr::Never => {}
-        }
-        stack.push(Ev::Exit(id));
-        for child in node.instr.children().into_iter().rev() {
-            parent[child.0 as usize] = Some(id);
-            stack.push(Ev::Enter(child));
+            _ => {}
         }
     }
-    Ok(())
+
+    /// A `match`/`mismatch` opens (frame at `depth`).
+    pub fn open_match(&mut self, left: &Value<'a>, right: &Value<'a>, start: usize, depth: usize) {
+        if !self.failed() {
+            self.check(&[left, right], Span::new(start, start), Some(depth));
+        }
+    }
+
+    /// A fold opens (frame at `depth`).
+    pub fn open_fold(&mut self, iterable: &Iterable<'a>, iterator: Name<'a>, start: usize, depth: usize) {
+        let span = Span::new(start, start);
+        if !self.failed() {
+            match iterable {
+                Iterable::Value(v) => self.check(&[v], span, Some(depth)),
+                Iterable::Stream(n) | Iterable::StreamMap(n) => {
+                    if !is_defined(&self.defined, *n) {
+                        self.record(ParseErrorKind::UndefinedVariable(n.to_string()), span, Some(depth));
+                    }
+                }
+            }
+        }
+        if !self.failed() && self.folds.iter().any(|fi| fi.iterator.id == iterator.id) {
+            self.record(ParseErrorKind::IteratorReused(iterator.to_string()), span, Some(depth));
+        }
+        self.define(iterator);
+        let over_stream = !matches!(iterable, Iterable::Value(_));
+        self.folds.push(FoldInfo { depth, iterator, over_stream, nexts: 0 });
+    }
+
+    /// A `new` opens (frame at `depth`).
+    pub fn open_new(&mut self, name: Name<'a>, start: usize, depth: usize) {
+        if !self.failed() && self.folds.iter().any(|fi| fi.iterator.id == name.id) {
+            self.record(ParseErrorKind::NewOnIterator(name.to_string()), Span::new(start, start), Some(depth));
+        }
+        self.define(name);
+    }
+
+    /// The frame at `depth` closed at byte `end`.
+    pub fn close(&mut self, depth: usize, end: usize) {
+        if let Some((e, pending)) = &mut self.error
+            && *pending == Some(depth)
+        {
+            e.span.end = end;
+            *pending = None;
+        }
+        if self.folds.last().is_some_and(|f| f.depth == depth) {
+            self.folds.pop();
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn finish(self) -> Option<ParseError> {
+        self.error.map(|(e, _)| *e)
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +202,20 @@ mod tests {
         parse("(par (call \"p\" (\"s\" \"f\") [] x) (call \"p\" (\"s\" \"f\") [x] y))").unwrap();
         // canon's source need not be defined; the scalar fold allows code after next
         parse("(seq (canon \"p\" $s #c) (fold #c i (seq (next i) (null))))").unwrap();
+    }
+
+    #[test]
+    fn spans_and_precedence() {
+        // the span of a violation found at a fold's opening covers the whole fold
+        let e = parse("(seq (ap 1 $s) (fold $s i (seq (next i) (null))))").unwrap_err();
+        assert_eq!((e.span.start, e.span.end), (26, 47));
+        let e = parse("(seq (null) (fold $t i (next i)))").unwrap_err();
+        assert_eq!((e.span.start, e.span.end), (12, 32));
+        // a grammar error later in the script wins over an earlier violation
+        let e = parse("(seq (call \"p\" (\"s\" \"f\") [x] y) (nul))").unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::UnknownInstruction("nul".into()));
+        // the first violation in textual order wins
+        let e = parse("(seq (ap x y) (ap z w))").unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::UndefinedVariable("x".into()));
     }
 }

@@ -1,6 +1,7 @@
-//! Results are signed by the peer that produced them; forged or tampered results are refused.
+//! Results are signed by the peer that produced them (one attestation per peer and run over the
+//! digests of its results); forged or tampered results and attestations are refused.
 
-use weft_plugin_air::data::{CallState, CanonState, Data, State};
+use weft_plugin_air::data::{Attestation, CallState, CanonState, Data, State};
 use weft_plugin_air::{CallResults, run};
 
 use crate::net::{Net, params, peer};
@@ -17,10 +18,26 @@ fn b_data() -> (Net, Vec<u8>) {
     (net, data)
 }
 
-fn tamper(bytes: &[u8], f: impl Fn(&mut State) -> bool) -> Vec<u8> {
+fn tamper(bytes: &[u8], f: impl Fn(&mut State<'_>) -> bool) -> Vec<u8> {
     let mut d = Data::decode(bytes).unwrap();
     assert!(d.trace.iter_mut().any(f), "nothing to tamper with");
     d.encode()
+}
+
+fn tamper_data(bytes: &[u8], f: impl FnOnce(&mut Data<'_>)) -> Vec<u8> {
+    let mut d = Data::decode(bytes).unwrap();
+    f(&mut d);
+    d.encode()
+}
+
+/// Runs A on B's (possibly forged) data and asserts the signature check refused it.
+fn assert_refused(net: &Net, forged: &[u8]) {
+    let a = net.peers["A"].clone();
+    let prev = net.store["A"].clone();
+    let out = run(&net.air, &prev, forged, &params(&net.init, &a), &CallResults::new());
+    assert_eq!(out.ret_code, 9, "{}", out.error_message);
+    assert_eq!(out.data, prev);
+    assert!(out.call_requests.is_empty() && out.next_peers.is_empty());
 }
 
 #[test]
@@ -52,19 +69,60 @@ fn tampered_service_result_is_refused() {
 #[test]
 fn result_signed_by_another_peer_is_refused() {
     let (net, data) = b_data();
-    // C re-signs B's result with its own key: the signature must be B's
     let c = peer("C");
     let key = ed25519_dalek::SigningKey::from_bytes(&c.secret);
-    let forged = tamper(&data, |s| match s {
-        State::Call(CallState::Executed { result, .. }) => {
-            result.signature = weft_plugin_air::data::sign(&key, &result.signed_digest("test-particle", false));
-            true
-        }
-        _ => false,
+    let b_id = net.peers["B"].id.clone();
+    // C alters B's result and attests the forged digest with its own (valid) key: the result
+    // names B, so only B's attestation counts
+    let forged = tamper_data(&data, |d| {
+        let State::Call(CallState::Executed { result, .. }) = &mut d.trace[0] else { panic!("B's call first") };
+        result.value = "\"forged\"".into();
+        let digest = result.digest(false);
+        d.attestations.push(Attestation::sign(&key, "test-particle", &c.id, vec![digest]));
     });
-    let a = net.peers["A"].clone();
-    let out = run(&net.air, &net.store["A"], &forged, &params(&net.init, &a), &CallResults::new());
-    assert_eq!(out.ret_code, 9, "{}", out.error_message);
+    assert_refused(&net, &forged);
+    // C alters B's result and re-signs B's attestation (digests updated) with C's key
+    let forged = tamper_data(&data, |d| {
+        let State::Call(CallState::Executed { result, .. }) = &mut d.trace[0] else { panic!("B's call first") };
+        result.value = "\"forged\"".into();
+        let digest = result.digest(false);
+        let b = d.attestations.iter_mut().find(|a| *a.peer == *b_id).expect("B's attestation");
+        b.digests[0] = digest;
+        let resigned = Attestation::sign(&key, "test-particle", &b_id, b.digests.clone());
+        *b = resigned;
+    });
+    assert_refused(&net, &forged);
+}
+
+#[test]
+fn tampered_attestation_is_refused() {
+    let (net, data) = b_data();
+    // an extra digest in B's attestation breaks its signature, even if it covers nothing
+    let forged = tamper_data(&data, |d| d.attestations[0].digests.push([7; 32]));
+    assert_refused(&net, &forged);
+    // a flipped signature byte
+    let forged = tamper_data(&data, |d| d.attestations[0].signature[10] ^= 1);
+    assert_refused(&net, &forged);
+    // no attestation at all: B's results are not covered
+    let forged = tamper_data(&data, |d| d.attestations.clear());
+    assert_refused(&net, &forged);
+}
+
+#[test]
+fn attestations_travel_and_are_replaced_by_their_peer() {
+    let (mut net, _) = b_data();
+    net.run_with(|_| 0);
+    let a = net.peers["A"].id.clone();
+    let b = net.peers["B"].id.clone();
+    let d = Data::decode(&net.store["A"]).unwrap();
+    // A holds B's attestation (covering B's service result and canon) and its own single one
+    let peers: Vec<&str> = d.attestations.iter().map(|x| &*x.peer).collect();
+    assert_eq!(peers.iter().filter(|p| **p == b).count(), 1, "{peers:?}");
+    assert_eq!(peers.iter().filter(|p| **p == a).count(), 1, "{peers:?}");
+    let own = d.attestations.iter().find(|x| *x.peer == *a).unwrap();
+    own.verify("test-particle").unwrap();
+    let b_att = d.attestations.iter().find(|x| *x.peer == *b).unwrap();
+    assert_eq!(b_att.digests.len(), 2);
 }
 
 #[test]
