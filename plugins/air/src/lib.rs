@@ -53,7 +53,7 @@ mod exec;
 mod hash;
 mod interpreter;
 pub mod parser;
-pub mod peer_id;
+pub use weft_abi::peer_id;
 mod plugin;
 pub mod simulate;
 mod trace;

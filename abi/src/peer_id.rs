@@ -1,4 +1,8 @@
-//! Peer ids: the libp2p form of an Ed25519 public key.
+//! Peer ids: the libp2p form of an Ed25519 public key, and the identity every plugin is given.
+//!
+//! A node's identity is a 32-byte Ed25519 secret seed; it is what transport and dht constructors
+//! receive as `identity`, and a transport's `local_peer_id` must be [`peer_id_from_secret`] of it
+//! (the libp2p plugin gets the same text from libp2p's own `PeerId`).
 //!
 //! A peer id is the base58btc text of the identity multihash of the protobuf-encoded public key:
 //! `base58(00 24 08 01 12 20 ‖ public_key)`, which always starts with `12D3KooW`. The public key
