@@ -13,23 +13,44 @@ use abi_stable::std_types::{RBox, RResult, RSlice, RStr, RString, RVec};
 use crate::error::{Error, Result, guard};
 
 /// A DHT, as a plugin author implements it.
+///
+/// # What the host relies on
+/// `weft_abi::compliance::dht` (feature `compliance`) checks every point below, on nodes made of
+/// a transport and the DHT that shares its network stack (same identity).
+///
+/// - A node learns of peers only through [`add_address`](Self::add_address), the peers it talks
+///   to and their answers; after `bootstrap`, a node that knows one peer of a connected network
+///   finds any other peer of it within a few seconds.
+/// - The addresses [`find_peer`](Self::find_peer) returns can be given to the node's transport
+///   `dial` as they are.
+/// - Distance is Kademlia's XOR distance over sha256, with libp2p's `KBucketKey` semantics: between
+///   `sha256(key)` and `sha256(multihash bytes of the peer id)`, where a peer id's multihash bytes
+///   are [`base58_decode`](crate::peer_id::base58_decode) of its text.
+/// - Every call returns within its timeout (plus a small margin); `bootstrap` within a time the
+///   plugin documents.
 pub trait Dht: Send + Sync + 'static {
-    /// Records that `peer` can be reached at `address` (a bootstrap or a known peer).
+    /// Records that `peer` can be reached at `address` (a bootstrap or a known peer). The address
+    /// may end in `/p2p/<peer>`.
     ///
     /// # Errors
-    /// Malformed peer id or address.
+    /// `INVALID_ARGUMENT`: malformed peer id or address, or an address whose `/p2p/` names
+    /// another peer.
     fn add_address(&self, peer: &str, address: &str) -> Result<()>;
-    /// Joins the network through the known peers.
+    /// Joins the network through the known peers: looks up this node's own id through them, so
+    /// that they and the peers close to this node learn of it. May return before that lookup has
+    /// finished.
     ///
     /// # Errors
-    /// No known peer, or none answered.
+    /// No known peer (add one with `add_address` first), or none answered.
     fn bootstrap(&self) -> Result<()>;
     /// The addresses of `peer`, looked up in the network if not known locally.
     ///
     /// # Errors
-    /// Not found within `timeout`.
+    /// `INVALID_ARGUMENT`: `peer` is not a peer id; `NOT_FOUND` or `TIMEOUT`: not found within
+    /// `timeout`.
     fn find_peer(&self, peer: &str, timeout: Duration) -> Result<Vec<String>>;
-    /// Up to `count` peers closest to `key`.
+    /// Up to `count` peer ids closest to `key` (see the distance above), closest first, never this
+    /// node's own id.
     ///
     /// # Errors
     /// The lookup failed or timed out.

@@ -80,6 +80,7 @@ pub mod compliance;
 pub mod air;
 pub mod dht;
 pub mod effector;
+pub mod interface;
 pub mod peer_id;
 pub mod storage;
 pub mod transport;

@@ -81,15 +81,27 @@ pub trait Backend: Send + Sync + 'static {
 #[repr(C)]
 #[derive(StableAbi)]
 pub(crate) struct RawOp {
-    key: RVec<u8>,
-    value: ROption<RVec<u8>>,
+    pub(crate) key: RVec<u8>,
+    pub(crate) value: ROption<RVec<u8>>,
+}
+
+impl From<Op> for RawOp {
+    fn from(op: Op) -> Self {
+        RawOp { key: op.key.into(), value: op.value.map(RVec::from).into() }
+    }
+}
+
+impl From<RawOp> for Op {
+    fn from(op: RawOp) -> Self {
+        Op { key: op.key.into_vec(), value: op.value.map(RVec::into_vec).into_option() }
+    }
 }
 
 #[repr(C)]
 #[derive(StableAbi)]
 pub(crate) struct RawEntry {
-    key: RVec<u8>,
-    value: RVec<u8>,
+    pub(crate) key: RVec<u8>,
+    pub(crate) value: RVec<u8>,
 }
 
 #[sabi_trait]
@@ -118,13 +130,7 @@ impl StorageFfi for Exported {
     }
 
     fn apply(&self, ops: RVec<RawOp>) -> RResult<(), Error> {
-        guard("storage.apply", || {
-            let ops = ops
-                .into_iter()
-                .map(|op| Op { key: op.key.into_vec(), value: op.value.map(RVec::into_vec).into_option() })
-                .collect();
-            self.0.apply(ops)
-        })
+        guard("storage.apply", || self.0.apply(ops.into_iter().map(Op::from).collect()))
     }
 
     fn scan(
@@ -183,9 +189,7 @@ impl Backend for Loaded {
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
-        let ops =
-            ops.into_iter().map(|op| RawOp { key: op.key.into(), value: op.value.map(RVec::from).into() }).collect();
-        self.inner.apply(ops).into_result()
+        self.inner.apply(ops.into_iter().map(RawOp::from).collect()).into_result()
     }
 
     fn scan(&self, prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -28,6 +28,10 @@ impl EventKind {
     pub const LISTENING: Self = Self(4);
     /// Dialling `address` (or `peer`) failed; `payload` holds the reason as UTF-8.
     pub const DIAL_FAILED: Self = Self(5);
+    /// A ping round trip to `peer` completed; `payload` is the round-trip time in nanoseconds as
+    /// u64 little-endian. Transports that can measure it emit it; the host uses it for the `peer`
+    /// builtins and benches.
+    pub const PING: Self = Self(6);
 }
 
 /// One thing that happened in a transport.
@@ -53,29 +57,70 @@ pub(crate) struct RawEvent {
 }
 
 /// A transport, as a plugin author implements it.
+///
+/// # What the host relies on
+/// `weft_abi::compliance::transport` (feature `compliance`) checks every point below; each
+/// transport plugin runs it from its `tests/compliance.rs`, linked and loaded.
+///
+/// - **Identity.** [`local_peer_id`](Self::local_peer_id) is
+///   [`peer_id_from_secret`](crate::peer_id::peer_id_from_secret) of the 32-byte identity the
+///   constructor was given.
+/// - **Addresses** are multiaddress text. Listen addresses (and so `LISTENING` events) carry no
+///   `/p2p/` suffix; a dial address may end in `/p2p/<peer id>`, and then only that peer is accepted.
+///   A malformed or unsupported address is an [`ErrorCode::INVALID_ARGUMENT`] error, returned at
+///   once by `listen` and `dial`.
+/// - **Events** reach the [`Sink`] from the transport's own threads, never from inside a call the
+///   host is making, in order per peer: a peer's `CONNECTED` comes before its messages, its messages
+///   in the order they were sent, `DISCONNECTED` after them. A sink answering `false` (the host's
+///   queue is full) loses that one event; the transport carries on.
+/// - **Sending** never waits for the network: a message goes into a bounded per-peer queue, and a
+///   full queue is an [`ErrorCode::LIMIT`] error (the host retries later or drops the particle).
+///   Messages above the configured maximum size are a `LIMIT` error at the sender, and a receiver
+///   never accepts more than its own maximum. Every message `send` accepted for a connected peer
+///   arrives unless the connection closes.
+/// - **Dropping** a transport shuts it down.
+///
+/// [`ErrorCode::INVALID_ARGUMENT`]: crate::ErrorCode::INVALID_ARGUMENT
+/// [`ErrorCode::LIMIT`]: crate::ErrorCode::LIMIT
 pub trait Transport: Send + Sync + 'static {
-    /// This peer's id as the transport derives it from the identity key.
+    /// This peer's id: [`peer_id_from_secret`](crate::peer_id::peer_id_from_secret) of the identity.
     fn local_peer_id(&self) -> String;
-    /// Starts listening on a multiaddress (`/ip4/127.0.0.1/tcp/0`, `/memory/7`, ...).
+    /// Starts listening on a multiaddress (`/ip4/127.0.0.1/tcp/0`, `/memory/7`, ...). A port or slot
+    /// of `0` picks a free one. The real address is reported as a [`EventKind::LISTENING`] event and
+    /// appears in [`listen_addrs`](Self::listen_addrs).
     ///
     /// # Errors
-    /// The address is malformed, unsupported or in use.
+    /// `INVALID_ARGUMENT`: the address is malformed or unsupported; `CLOSED`: after
+    /// [`shutdown`](Self::shutdown); another code when the address is in use.
     fn listen(&self, address: &str) -> Result<()>;
-    /// The addresses it listens on now.
+    /// The addresses it listens on now, resolved (no `/0` port or slot), without `/p2p/`.
     fn listen_addrs(&self) -> Vec<String>;
-    /// Starts connecting to a multiaddress; the result arrives as an event.
+    /// Starts connecting to a multiaddress, which may end in `/p2p/<peer id>`; returns at once.
+    ///
+    /// Success is a [`EventKind::CONNECTED`] event on both sides naming the other peer (the
+    /// dialer's carries the address dialled); failure is a [`EventKind::DIAL_FAILED`] event with
+    /// the reason as UTF-8 in `payload`, `address`, and `peer` when known (always when the address
+    /// named it). Dialling a peer already connected reports `CONNECTED` again to the dialer.
     ///
     /// # Errors
-    /// The address is malformed or unsupported.
+    /// `INVALID_ARGUMENT`: the address is malformed or unsupported; `CLOSED`: after
+    /// [`shutdown`](Self::shutdown).
     fn dial(&self, address: &str) -> Result<()>;
-    /// Queues `message` for `peer`. Returns once queued, not once delivered.
+    /// Queues `message` for `peer`. Returns once queued, not once delivered; never blocks on the
+    /// network. The receiver gets a [`EventKind::MESSAGE`] event with `peer` = this transport's id
+    /// and exactly these bytes.
     ///
     /// # Errors
-    /// The peer is unknown or unreachable, the message is too large, the queue is full.
+    /// `NOT_FOUND`: no connection to `peer` and no known address for it (the host then asks the
+    /// DHT and dials); `LIMIT`: the message is larger than the maximum size, or the peer's queue
+    /// is full; `INVALID_ARGUMENT`: `peer` is not a peer id; `CLOSED`: after
+    /// [`shutdown`](Self::shutdown).
     fn send(&self, peer: &str, message: Vec<u8>) -> Result<()>;
-    /// The peers with an open connection.
+    /// The peers with an open connection (empty after [`shutdown`](Self::shutdown)).
     fn connected_peers(&self) -> Vec<String>;
-    /// Closes every connection and stops the transport's threads. Idempotent.
+    /// Closes every connection (each remote sees [`EventKind::DISCONNECTED`]), stops listening and
+    /// stops the transport's threads. Idempotent; afterwards `send`, `dial` and `listen` return
+    /// `CLOSED`.
     fn shutdown(&self);
 }
 
@@ -191,7 +236,9 @@ pub(crate) fn export(t: Box<dyn Transport>) -> TransportBox {
 
 /// Host side: a transport provided by a loaded plugin.
 ///
-/// Its infallible methods return errors here because a plugin may panic in any of them.
+/// Its inherent methods return errors because a plugin may panic in any of them. It also
+/// implements [`Transport`] (so a loaded transport can go where a linked one does): there a panic
+/// in an infallible method reads as the empty value (an empty id, no addresses, no peers).
 pub struct Loaded {
     inner: TransportBox,
     plugin: String,
@@ -263,5 +310,30 @@ impl Loaded {
     /// The plugin panicked.
     pub fn shutdown(&self) -> Result<()> {
         self.inner.shutdown().into_result()
+    }
+}
+
+impl Transport for Loaded {
+    fn local_peer_id(&self) -> String {
+        Loaded::local_peer_id(self).unwrap_or_default()
+    }
+    fn listen(&self, address: &str) -> Result<()> {
+        Loaded::listen(self, address)
+    }
+    fn listen_addrs(&self) -> Vec<String> {
+        Loaded::listen_addrs(self).unwrap_or_default()
+    }
+    fn dial(&self, address: &str) -> Result<()> {
+        Loaded::dial(self, address)
+    }
+    fn send(&self, peer: &str, message: Vec<u8>) -> Result<()> {
+        Loaded::send(self, peer, message)
+    }
+    fn connected_peers(&self) -> Vec<String> {
+        Loaded::connected_peers(self).unwrap_or_default()
+    }
+    fn shutdown(&self) {
+        // A panic here has nothing left to report to: the transport is being given up.
+        let _ = Loaded::shutdown(self);
     }
 }

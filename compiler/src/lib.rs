@@ -52,7 +52,9 @@ mod describe;
 mod engine;
 mod error;
 mod features;
-pub mod interface;
+/// The `weft-interface` section and the module ABI's types; they live in `weft-abi` (effector
+/// plugins declare their functions in the same types) and are re-exported here.
+pub use weft_abi::interface;
 mod validate;
 mod wasi;
 

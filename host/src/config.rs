@@ -49,6 +49,9 @@ pub struct Config {
     /// Plugins.
     #[serde(default)]
     pub plugins: Plugins,
+    /// The node: listen addresses, bootstrap peers, owner, limits (`weft node`).
+    #[serde(default)]
+    pub node: crate::node::Config,
 }
 
 /// The `[plugins]` table.
@@ -64,12 +67,16 @@ pub struct Plugins {
     /// The storage plugin. Default: `"sled"`.
     #[serde(default = "default_storage")]
     pub storage: Option<String>,
-    /// The transport plugin (the only one found, if unset).
+    /// The transport plugin. Default: `"libp2p"` (tests and simulations use `"memory"`).
+    #[serde(default = "default_transport")]
     pub transport: Option<String>,
     /// The DHT plugin (the only one found, if unset).
     pub dht: Option<String>,
     /// The AIR interpreter plugin (the only one found, if unset).
     pub air: Option<String>,
+    /// The effector plugins whose capabilities this node offers, by plugin name. Unset: every
+    /// effector plugin found (docs/effector-plugins.md).
+    pub effectors: Option<Vec<String>>,
     /// Configuration text for each plugin, by plugin name.
     #[serde(default)]
     pub config: BTreeMap<String, toml::Table>,
@@ -80,15 +87,21 @@ fn default_storage() -> Option<String> {
     Some("sled".into())
 }
 
+#[allow(clippy::unnecessary_wraps)]
+fn default_transport() -> Option<String> {
+    Some("libp2p".into())
+}
+
 impl Default for Plugins {
     fn default() -> Self {
         Self {
             dirs: Vec::new(),
             files: Vec::new(),
             storage: default_storage(),
-            transport: None,
+            transport: default_transport(),
             dht: None,
             air: None,
+            effectors: None,
             config: BTreeMap::new(),
         }
     }

@@ -13,8 +13,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod client;
 pub mod config;
+pub mod deploy;
+pub mod effectors;
 mod host;
+pub mod identity;
+pub mod modules;
+pub mod node;
+pub mod particle;
 pub mod plugins;
 pub mod services;
 

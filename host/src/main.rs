@@ -48,6 +48,14 @@ enum Command {
     /// Check AIR scripts and simulate them across peers.
     #[command(subcommand)]
     Air(cli::air::Command),
+    /// Run a peer until SIGINT or SIGTERM.
+    Node(cli::node::Args),
+    /// Send an AIR script through a peer and print what comes back.
+    Run(cli::run::Args),
+    /// Upload modules and blueprints to peers and create services there.
+    Deploy(cli::deploy::Args),
+    /// Start a small local network, deploy a service and run a script through it.
+    Demo(cli::demo::Args),
 }
 
 /// `weft ... | head` should end quietly, as other command-line tools do, instead of panicking on
@@ -78,6 +86,10 @@ fn main() -> ExitCode {
         Command::Air(cmd) => cli::air::run(cmd),
         Command::Blueprint(cmd) => cli::blueprint::run(&options, cmd),
         Command::Service(cmd) => cli::service::run(&options, cmd),
+        Command::Node(a) => cli::node::run(&options, a),
+        Command::Run(a) => cli::run::run(&options, a),
+        Command::Deploy(a) => cli::deploy::run(&options, a),
+        Command::Demo(a) => cli::demo::run(&options, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

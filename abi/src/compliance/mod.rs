@@ -2,8 +2,17 @@
 //! `tests/compliance.rs` against the linked library *and* the loaded `.so`.
 //!
 //! Enabled with the `compliance` feature (a dev-dependency feature of plugin crates).
+//!
+//! - [`storage`]: key-value backends.
+//! - [`effector`]: effectors (host capabilities), with [`effector::Harness`], a test host.
+//! - [`transport`]: transports, with the contract written on [`crate::transport::Transport`].
+//! - [`dht`]: DHTs, each with the transport sharing its network stack ([`crate::dht::Dht`]).
 
+pub mod dht;
+pub mod effector;
+mod net;
 pub mod storage;
+pub mod transport;
 
 use std::path::PathBuf;
 

@@ -3,9 +3,13 @@
 pub mod air;
 pub mod blueprint;
 pub mod cache;
+pub mod demo;
+pub mod deploy;
 pub mod module;
+pub mod node;
 pub mod plugins;
 pub mod precompile;
+pub mod run;
 pub mod service;
 
 use anyhow::{Context, Result, bail};
@@ -58,11 +62,12 @@ pub fn resolve_module(host: &Host, text: &str) -> Result<Hash> {
 /// the command line, and the init peer of local calls.
 pub const LOCAL_PEER: &str = "local";
 
-/// The host's services.
+/// The host's services, with the capabilities of its effector plugins.
 pub fn open_services(host: &Host) -> Result<weft_host::services::Services> {
     let cache = std::sync::Arc::new(weft_compiler::Cache::new(host.store.clone(), host.cache.compiler().clone()));
     let data_dir = &host.setup.data_dir;
-    Ok(weft_host::services::Services::new(cache, data_dir, LOCAL_PEER, Default::default())?)
+    let capabilities = weft_host::effectors::load(&host.setup, &host.store)?;
+    Ok(weft_host::services::Services::new(cache, data_dir, LOCAL_PEER, capabilities)?)
 }
 
 /// `1.2 MB`-style sizes.
@@ -77,13 +82,6 @@ pub fn human_size(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {

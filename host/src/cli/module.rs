@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use weft_compiler::{Limits, ModuleInfo, validate};
 use weft_host::{Host, Options};
-use weft_storage::{Hash, ModuleRecord};
+use weft_storage::Hash;
 
-use super::{human_size, now_ms, resolve_module};
+use super::{human_size, resolve_module};
 
 /// `weft module ...`
 #[derive(Debug, Subcommand)]
@@ -120,18 +120,8 @@ fn add(options: &Options, mut files: Vec<PathBuf>, dir: Option<&Path>) -> Result
 
 /// Stores validated module bytes (not flushed); returns the id and whether it was stored before.
 pub(super) fn store_module(host: &Host, path: &Path, bytes: &[u8], info: &ModuleInfo) -> Result<(Hash, bool)> {
-    let existed = host.store.module(&info.hash)?.is_some();
-    let hash = host.store.put_blob(bytes).with_context(|| format!("{}: cannot store", path.display()))?;
-    debug_assert_eq!(hash, info.hash);
-    if !existed {
-        host.store.put_module(&ModuleRecord {
-            hash,
-            name: module_name(path),
-            size: bytes.len() as u64,
-            added_ms: now_ms(),
-        })?;
-    }
-    Ok((hash, existed))
+    weft_host::modules::store(&host.store, bytes, info, &module_name(path))
+        .with_context(|| format!("{}: cannot store", path.display()))
 }
 
 fn list(options: &Options) -> Result<()> {

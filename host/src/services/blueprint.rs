@@ -11,8 +11,18 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use weft_storage::Hash;
 
-/// Format byte of the canonical encoding.
-const FORMAT: u8 = 1;
+/// Format byte of the canonical encoding of a blueprint without capability configurations (the
+/// first format; such blueprints keep their ids).
+const FORMAT_1: u8 = 1;
+
+/// Format byte of the canonical encoding with per-module capability configurations.
+const FORMAT_2: u8 = 2;
+
+/// Largest capability configuration (canonical JSON text) of one module and capability.
+pub const MAX_CAPABILITY_CONFIG: usize = 64 << 10;
+
+/// Deepest nesting of arrays and tables in a capability configuration.
+pub const MAX_CONFIG_DEPTH: usize = 16;
 
 /// Most modules in one blueprint.
 pub const MAX_MODULES: usize = 64;
@@ -47,6 +57,11 @@ pub struct ModuleConfig {
     /// Effector capabilities granted to it: import modules it may import from besides earlier
     /// modules of the blueprint.
     pub capabilities: BTreeSet<String>,
+    /// Its configuration of granted capabilities, by capability: a JSON object in canonical form
+    /// ([`canonical_json`]), e.g. the http plugin's allow-list. The effector receives it with each
+    /// grant and call; it is part of the blueprint id.
+    #[serde(default)]
+    pub capability_config: BTreeMap<String, String>,
 }
 
 impl Default for ModuleConfig {
@@ -57,6 +72,84 @@ impl Default for ModuleConfig {
             env: BTreeMap::new(),
             mapped_dirs: BTreeMap::new(),
             capabilities: BTreeSet::new(),
+            capability_config: BTreeMap::new(),
+        }
+    }
+}
+
+impl ModuleConfig {
+    /// The configuration of capability `name` as canonical JSON: `{}` when there is none.
+    pub fn capability_config(&self, name: &str) -> &str {
+        self.capability_config.get(name).map_or("{}", String::as_str)
+    }
+}
+
+/// Format 1 of the canonical encoding: everything but the capability configurations.
+#[derive(Serialize, Deserialize)]
+struct BlueprintV1 {
+    name: String,
+    modules: Vec<ModuleSpecV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ModuleSpecV1 {
+    name: String,
+    module: Hash,
+    config: ModuleConfigV1,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ModuleConfigV1 {
+    max_memory: u64,
+    time_limit_ms: u64,
+    env: BTreeMap<String, String>,
+    mapped_dirs: BTreeMap<String, String>,
+    capabilities: BTreeSet<String>,
+}
+
+impl From<&Blueprint> for BlueprintV1 {
+    fn from(b: &Blueprint) -> Self {
+        BlueprintV1 {
+            name: b.name.clone(),
+            modules: b
+                .modules
+                .iter()
+                .map(|m| ModuleSpecV1 {
+                    name: m.name.clone(),
+                    module: m.module,
+                    config: ModuleConfigV1 {
+                        max_memory: m.config.max_memory,
+                        time_limit_ms: m.config.time_limit_ms,
+                        env: m.config.env.clone(),
+                        mapped_dirs: m.config.mapped_dirs.clone(),
+                        capabilities: m.config.capabilities.clone(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<BlueprintV1> for Blueprint {
+    fn from(b: BlueprintV1) -> Self {
+        Blueprint {
+            name: b.name,
+            modules: b
+                .modules
+                .into_iter()
+                .map(|m| ModuleSpec {
+                    name: m.name,
+                    module: m.module,
+                    config: ModuleConfig {
+                        max_memory: m.config.max_memory,
+                        time_limit_ms: m.config.time_limit_ms,
+                        env: m.config.env,
+                        mapped_dirs: m.config.mapped_dirs,
+                        capabilities: m.config.capabilities,
+                        capability_config: BTreeMap::new(),
+                    },
+                })
+                .collect(),
         }
     }
 }
@@ -92,12 +185,20 @@ fn fail<T>(message: impl Into<String>) -> Result<T, BlueprintError> {
 
 impl Blueprint {
     /// The canonical encoding: a format byte, then postcard of the blueprint (maps and sets are
-    /// sorted by construction, so equal blueprints encode equally).
+    /// sorted by construction, so equal blueprints encode equally). Format 1 when no module has a
+    /// capability configuration (so blueprints from before it keep their ids), else format 2,
+    /// which appends each module's `capability_config` to its config.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT];
         // Strings, integers, hashes and sorted maps: serialising into a Vec cannot fail.
-        out.extend(postcard::to_stdvec(self).unwrap_or_default());
-        out
+        if self.modules.iter().all(|m| m.config.capability_config.is_empty()) {
+            let mut out = vec![FORMAT_1];
+            out.extend(postcard::to_stdvec(&BlueprintV1::from(self)).unwrap_or_default());
+            out
+        } else {
+            let mut out = vec![FORMAT_2];
+            out.extend(postcard::to_stdvec(self).unwrap_or_default());
+            out
+        }
     }
 
     /// Reads a canonical encoding back and checks the rules.
@@ -106,12 +207,18 @@ impl Blueprint {
     /// Unknown format, malformed bytes, or a broken rule.
     pub fn decode(bytes: &[u8]) -> Result<Self, BlueprintError> {
         let blueprint = match bytes.split_first() {
-            Some((&FORMAT, rest)) => match postcard::from_bytes::<Blueprint>(rest) {
+            Some((&FORMAT_1, rest)) => match postcard::from_bytes::<BlueprintV1>(rest) {
+                Ok(b) => Blueprint::from(b),
+                Err(e) => return fail(format!("malformed blueprint encoding: {e}")),
+            },
+            Some((&FORMAT_2, rest)) => match postcard::from_bytes::<Blueprint>(rest) {
                 Ok(b) => b,
                 Err(e) => return fail(format!("malformed blueprint encoding: {e}")),
             },
             Some((v, _)) => {
-                return fail(format!("blueprint format {v} is not one this weft reads (it reads {FORMAT})"));
+                return fail(format!(
+                    "blueprint format {v} is not one this weft reads (it reads {FORMAT_1} and {FORMAT_2})"
+                ));
             }
             None => return fail("empty blueprint encoding"),
         };
@@ -199,7 +306,98 @@ fn check_config(at: &str, c: &ModuleConfig) -> Result<(), BlueprintError> {
     for cap in &c.capabilities {
         check_name(&format!("{at}: capability"), cap)?;
     }
+    for (cap, text) in &c.capability_config {
+        let here = format!("{at}: capability_config.{cap}");
+        if !c.capabilities.contains(cap) {
+            return fail(format!(
+                "{here}: capability `{cap}` is not granted to this module; add it to capabilities or remove the table"
+            ));
+        }
+        if text.len() > MAX_CAPABILITY_CONFIG {
+            return fail(format!("{here}: {} bytes, more than {MAX_CAPABILITY_CONFIG}", text.len()));
+        }
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return fail(format!("{here}: not JSON: {e}")),
+        };
+        if !value.is_object() {
+            return fail(format!("{here}: must be a table (a JSON object)"));
+        }
+        if canonical_json(&value).map_err(|e| BlueprintError(format!("{here}: {e}")))? != *text {
+            return fail(format!("{here}: not in canonical form (sorted keys, no spaces)"));
+        }
+    }
     Ok(())
+}
+
+/// A JSON value as canonical text: object keys sorted by their UTF-8 bytes, no whitespace, numbers
+/// as serde_json writes them. Equal configurations give equal text, hence equal blueprint ids.
+///
+/// # Errors
+/// Nesting deeper than [`MAX_CONFIG_DEPTH`].
+pub fn canonical_json(value: &serde_json::Value) -> Result<String, String> {
+    fn write(out: &mut String, v: &serde_json::Value, depth: usize) -> Result<(), String> {
+        if depth > MAX_CONFIG_DEPTH {
+            return Err(format!("nested deeper than {MAX_CONFIG_DEPTH} levels"));
+        }
+        match v {
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(out, item, depth + 1)?;
+                }
+                out.push(']');
+            }
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                out.push('{');
+                for (i, (k, item)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(out, item, depth + 1)?;
+                }
+                out.push('}');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+        Ok(())
+    }
+    let mut out = String::new();
+    write(&mut out, value, 0)?;
+    Ok(out)
+}
+
+/// A TOML table of a blueprint file as canonical JSON text (datetimes become strings).
+fn toml_to_canonical(table: toml::Table) -> Result<String, String> {
+    fn convert(v: toml::Value, depth: usize) -> Result<serde_json::Value, String> {
+        if depth > MAX_CONFIG_DEPTH {
+            return Err(format!("nested deeper than {MAX_CONFIG_DEPTH} levels"));
+        }
+        Ok(match v {
+            toml::Value::String(s) => serde_json::Value::String(s),
+            toml::Value::Integer(i) => serde_json::Value::from(i),
+            toml::Value::Float(f) => match serde_json::Number::from_f64(f) {
+                Some(n) => serde_json::Value::Number(n),
+                None => return Err(format!("{f} is not a finite number")),
+            },
+            toml::Value::Boolean(b) => serde_json::Value::Bool(b),
+            toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+            toml::Value::Array(items) => serde_json::Value::Array(
+                items.into_iter().map(|i| convert(i, depth + 1)).collect::<Result<Vec<_>, _>>()?,
+            ),
+            toml::Value::Table(t) => serde_json::Value::Object(
+                t.into_iter().map(|(k, v)| Ok((k, convert(v, depth + 1)?))).collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+    canonical_json(&convert(toml::Value::Table(table), 0)?)
 }
 
 /// Where a module of a blueprint file comes from.
@@ -242,6 +440,8 @@ struct ModuleRepr {
     mapped_dirs: BTreeMap<String, String>,
     #[serde(default)]
     capabilities: BTreeSet<String>,
+    #[serde(default)]
+    capability_config: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -307,7 +507,10 @@ impl Draft {
     /// time_limit = "2s"                  # default 1s, per call
     /// env = { GREETING = "hello" }
     /// mapped_dirs = { "/data" = "data" } # guest path = dir inside the service's data dir
-    /// capabilities = ["kv"]              # effector capabilities granted
+    /// capabilities = ["kv", "http"]      # effector capabilities granted
+    ///
+    /// [modules.capability_config.http]   # this module's configuration of a granted capability
+    /// allow_hosts = ["127.0.0.1"]
     /// ```
     ///
     /// # Errors
@@ -350,6 +553,11 @@ impl Draft {
             config.env = m.env;
             config.mapped_dirs = m.mapped_dirs;
             config.capabilities = m.capabilities;
+            for (cap, table) in m.capability_config {
+                let text = toml_to_canonical(table)
+                    .map_err(|e| BlueprintError(format!("{at}: capability_config.{cap}: {e}")))?;
+                config.capability_config.insert(cap, text);
+            }
             modules.push((m.name, source, config));
         }
         Ok(Draft { name: repr.name, modules })
@@ -384,6 +592,58 @@ mod tests {
         bytes[0] = 7;
         assert!(Blueprint::decode(&bytes).unwrap_err().0.contains("format 7"));
         assert!(Blueprint::decode(&bytes[..5]).is_err());
+    }
+
+    #[test]
+    fn capability_config_is_pinned_and_format_1_ids_stay() {
+        let b = sample();
+        assert_eq!(b.encode()[0], 1, "no capability config: format 1, as before");
+        let mut granted = b.clone();
+        granted.modules[1].config.capabilities.insert("http".into());
+        let plain = granted.id();
+        granted.modules[1].config.capability_config.insert("http".into(), r#"{"allow_hosts":["a"]}"#.into());
+        assert_eq!(granted.encode()[0], 2);
+        assert_eq!(Blueprint::decode(&granted.encode()).unwrap(), granted);
+        assert_ne!(granted.id(), plain, "the configuration is part of the id");
+        let mut other = granted.clone();
+        other.modules[1].config.capability_config.insert("http".into(), r#"{"allow_hosts":["b"]}"#.into());
+        assert_ne!(other.id(), granted.id());
+        assert_eq!(granted.modules[1].config.capability_config("http"), r#"{"allow_hosts":["a"]}"#);
+        assert_eq!(granted.modules[1].config.capability_config("kv"), "{}");
+
+        let mut bad = granted.clone();
+        bad.modules[1].config.capability_config.insert("sqlite".into(), "{}".into());
+        assert!(bad.check().unwrap_err().0.contains("capability_config.sqlite: capability `sqlite` is not granted"));
+        let mut bad = granted.clone();
+        bad.modules[1].config.capability_config.insert("http".into(), r#"{ "b":1,"a":2}"#.into());
+        assert!(bad.check().unwrap_err().0.contains("canonical"), "{:?}", bad.check());
+        let mut bad = granted;
+        bad.modules[1].config.capability_config.insert("http".into(), "[1]".into());
+        assert!(bad.check().unwrap_err().0.contains("must be a table"));
+    }
+
+    #[test]
+    fn capability_config_tables_become_canonical_json() {
+        let text = r#"
+            name = "svc"
+            [[modules]]
+            path = "a.wasm"
+            capabilities = ["http"]
+            [modules.capability_config.http]
+            timeout = "2s"
+            allow_hosts = ["b.example", "a.example"]
+            limits = { z = 1, a = 2.5 }
+        "#;
+        let d = Draft::parse(text, Path::new("/bp"), "svc.toml").unwrap();
+        assert_eq!(
+            d.modules[0].2.capability_config["http"],
+            r#"{"allow_hosts":["b.example","a.example"],"limits":{"a":2.5,"z":1},"timeout":"2s"}"#
+        );
+        let deep = format!("name = \"x\"\n[[modules]]\npath = \"a\"\ncapabilities = [\"c\"]\n[modules.capability_config.c]\nv = {}1{}\n", "[".repeat(20), "]".repeat(20));
+        let e = Draft::parse(&deep, Path::new("."), "x.toml").unwrap_err().0;
+        assert!(e.contains("capability_config.c: nested deeper"), "{e}");
+        let json = serde_json::json!({"b": [1, {"d": null, "c": "é"}], "a": true});
+        assert_eq!(canonical_json(&json).unwrap(), r#"{"a":true,"b":[1,{"c":"é","d":null}]}"#);
     }
 
     #[test]

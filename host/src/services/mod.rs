@@ -21,7 +21,7 @@ use weft_compiler::{Cache, codec};
 use weft_storage::{BlueprintRecord, Hash, ServiceRecord, Store};
 
 pub use blueprint::{Blueprint, BlueprintError, ModuleConfig, ModuleSpec};
-pub use capability::{Capabilities, Capability, CapabilityCall};
+pub use capability::{Capabilities, Capability, CapabilityCall, CapabilityGrant};
 pub use runtime::{CallParams, Failure, FailureKind, LinkError, TICK, Tetraplet};
 use runtime::{Linked, Loaded, Runtime};
 
@@ -375,8 +375,9 @@ impl Services {
         Ok(self.load(&facade.module)?.interface.clone())
     }
 
-    /// Removes a service: its record, aliases and data directory. `requester` must be its owner
-    /// (or `node_owner`, when given).
+    /// Removes a service: its record, aliases, data directory and effector state (each capability
+    /// is told, [`Capability::forget`]). `requester` must be its owner (or `node_owner`, when
+    /// given).
     ///
     /// # Errors
     /// [`Error::NoService`], [`Error::NotOwner`], storage, I/O.
@@ -394,6 +395,9 @@ impl Services {
         }
         self.store.remove_service(&id)?;
         self.store.flush()?;
+        for failed in self.runtime.capabilities.forget(&id) {
+            tracing::warn!(service = %id, "removing the service's effector state: {failed}");
+        }
         let dir = self.dir.join(&id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::{
@@ -26,7 +26,7 @@ use weft_compiler::interface::{Import, Interface, Type};
 use weft_storage::Hash;
 
 use super::blueprint::{Blueprint, ModuleSpec};
-use super::capability::{Capabilities, CapabilityCall};
+use super::capability::{Capabilities, CapabilityCall, CapabilityGrant};
 
 /// How often the epoch advances; per-call time limits are rounded up to it.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -205,6 +205,8 @@ pub(crate) struct State {
     /// The module's `weft.set_error` message for the current call.
     error: Option<String>,
     params: Arc<CallParams>,
+    /// When the current call runs out of time (for capabilities: how long they may take).
+    deadline: Instant,
     /// Its own exports, for host functions that write into its memory.
     memory: Option<Memory>,
     allocate: Option<TypedFunc<i32, i32>>,
@@ -284,6 +286,7 @@ impl Instance {
         state.params = Arc::clone(params);
         state.error = None;
         state.limiter.denied = None;
+        state.deadline = Instant::now() + Duration::from_millis(self.time_limit_ms);
         self.store.set_epoch_deadline(self.ticks);
     }
 
@@ -483,6 +486,7 @@ impl Runtime {
             limiter: Limiter { max_memory: usize::try_from(config.max_memory).unwrap_or(usize::MAX), denied: None },
             error: None,
             params: Arc::default(),
+            deadline: Instant::now(),
             memory: None,
             allocate: None,
         };
@@ -491,6 +495,19 @@ impl Runtime {
         let ticks = config.time_limit_ms.div_ceil(TICK.as_millis() as u64) + 1;
         store.set_epoch_deadline(ticks);
 
+        // Each granted capability that this node has checks the module's configuration of it.
+        for cap in &config.capabilities {
+            if let Some(capability) = self.capabilities.get(cap) {
+                let grant =
+                    CapabilityGrant { service_id, module: name, config: config.capability_config(cap), data_dir: dir };
+                capability.grant(&grant).map_err(|e| {
+                    LinkError(format!(
+                        "module {name}: capability `{cap}` refuses its configuration: {e}; fix \
+                         [modules.capability_config.{cap}] in the blueprint"
+                    ))
+                })?;
+            }
+        }
         let mut externs: Vec<Extern> = Vec::new();
         for import in loaded.module.imports() {
             let (module, field) = (import.module(), import.name());
@@ -636,18 +653,23 @@ impl Runtime {
         let function = field.to_owned();
         let label = format!("{module}.{function}");
         let (service_id, module_name, dir) = (service_id.to_owned(), spec.name.clone(), dir.to_path_buf());
+        let config = spec.config.capability_config(module).to_owned();
+        let cap_name = module.to_owned();
+        // One codec per import, over the capability's interface kept for the process (as modules').
+        let mut key = b"weft capability interface\0".to_vec();
+        key.extend(capability.interface().encode());
+        let iface = intern(Hash::of(&key), capability.interface().clone());
+        let codec = Codec::new(iface);
         Ok(Func::wrap(store, move |mut caller: Caller<'_, State>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
             let args = read_caller(&mut caller, ptr, len, &label)?;
             let fail = |kind| {
                 wasmtime::Error::new(Nested(Failure {
-                    module: label.clone(),
-                    function: String::new(),
+                    module: cap_name.clone(),
+                    function: function.clone(),
                     kind,
                     via: Vec::new(),
                 }))
             };
-            let iface = capability.interface();
-            let codec = Codec::new(iface);
             let Some(f) = iface.function(&function) else {
                 return Err(fail(FailureKind::Capability("function vanished".into())));
             };
@@ -660,6 +682,8 @@ impl Runtime {
                 function: &function,
                 params: &caller.data().params,
                 data_dir: &dir,
+                config: &config,
+                time_left: caller.data().deadline.saturating_duration_since(Instant::now()),
             };
             let results = capability.call(&call, &args).map_err(|e| fail(FailureKind::Capability(e)))?;
             codec

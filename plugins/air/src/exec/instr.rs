@@ -53,7 +53,7 @@ impl Part<'_> {
 
 impl<'a> Engine<'a> {
     fn head(&self, node: NodeId) -> String {
-        self.ast.node(node).instr.head()
+        self.ast.head(node)
     }
 
     /// Resolves a peer/service/function part to a string; `Ok(None)` is a join.
@@ -156,8 +156,9 @@ impl<'a> Engine<'a> {
         }
         // 3. arguments
         let mut joinable = false;
-        let mut args: Vec<Arg<'a>> = Vec::with_capacity(c.args.len());
-        for a in &c.args {
+        let call_args = self.ast.call_args(c);
+        let mut args: Vec<Arg<'a>> = Vec::with_capacity(call_args.len());
+        for a in call_args {
             if is_literal(a) {
                 args.push(Arg::Literal(a));
                 continue;

@@ -205,7 +205,7 @@ impl<'a> Engine<'a> {
     }
 
     fn trace_err(&self, node: NodeId, error: TraceError) -> ExecError {
-        UncatchableError::Trace { instruction: self.ast.node(node).instr.head(), error }.into()
+        UncatchableError::Trace { instruction: self.ast.head(node), error }.into()
     }
 
     fn is_next(&self, node: NodeId) -> bool {
@@ -255,9 +255,9 @@ impl<'a> Engine<'a> {
                 stack.push(Frame::New(kind));
                 Step::Exec(*body)
             }
-            Instr::Call(c) => Step::Return(self.exec_call(node, c)),
+            Instr::Call(c) => Step::Return(self.exec_call(node, ast.call(*c))),
             Instr::Canon(c) => Step::Return(self.exec_canon(node, c)),
-            Instr::Ap(a) => Step::Return(self.exec_ap(node, a)),
+            Instr::Ap(a) => Step::Return(self.exec_ap(node, ast.ap(*a))),
             Instr::ApMap(a) => Step::Return(self.exec_ap_map(node, a)),
             Instr::Fail(f) => Step::Return(self.exec_fail(node, f)),
             Instr::Fold(f) => self.start_fold(node, f, stack),
@@ -525,7 +525,7 @@ impl<'a> Engine<'a> {
         let object = json!({
             "error_code": error.code(),
             "message": error.to_string(),
-            "instruction": self.ast.node(node).instr.head(),
+            "instruction": self.ast.head(node),
         });
         let tetraplet = tetraplet.map(Arc::new);
         if error.affects_last_error() && self.last_error.armed {

@@ -1,7 +1,9 @@
 //! The AIR syntax tree.
 //!
 //! Instructions live in an arena ([`Ast::nodes`]) and refer to their children by [`NodeId`], so
-//! walking, dropping or executing a deeply nested script never recurses on the Rust stack.
+//! walking, dropping or executing a deeply nested script never recurses on the Rust stack. Calls,
+//! aps and call arguments live in arenas of their own ([`Ast::calls`], [`Ast::aps`],
+//! [`Ast::args`]): a script of thousands of calls is a handful of allocations.
 
 use std::fmt;
 
@@ -35,6 +37,12 @@ pub struct Ast<'a> {
     pub root: NodeId,
     /// Number of distinct variable names ([`Name::id`] is below it).
     pub names: u32,
+    /// The calls ([`Instr::Call`] holds an index).
+    pub calls: Vec<Call<'a>>,
+    /// The aps to scalars and streams ([`Instr::Ap`] holds an index).
+    pub aps: Vec<Ap<'a>>,
+    /// The arguments of all calls ([`Call::args`] is a range of it).
+    pub args: Vec<Value<'a>>,
 }
 
 /// A variable name as written (with its prefix: `x`, `$s`, `%m`, `#c`, `#$c`, `#%m`) and its
@@ -71,8 +79,47 @@ impl fmt::Display for Name<'_> {
 
 impl<'a> Ast<'a> {
     /// The instruction with this id.
+    #[inline]
     pub fn node(&self, id: NodeId) -> &Node<'a> {
         &self.nodes[id.0 as usize]
+    }
+
+    /// The call with this index.
+    #[inline]
+    pub fn call(&self, i: u32) -> &Call<'a> {
+        &self.calls[i as usize]
+    }
+
+    /// The ap with this index.
+    #[inline]
+    pub fn ap(&self, i: u32) -> &Ap<'a> {
+        &self.aps[i as usize]
+    }
+
+    /// The arguments of a call.
+    #[inline]
+    pub fn call_args(&self, c: &Call<'a>) -> &[Value<'a>] {
+        &self.args[c.args.start as usize..(c.args.start + c.args.len) as usize]
+    }
+
+    /// The head of an instruction as AquaVM prints it in error objects (`instruction` field):
+    /// `call PEER (SVC FN) [ARGS] OUT`, `match A B`, `fold X i`, `ap A B`, `fail 1 "m"`, …
+    pub fn head(&self, id: NodeId) -> String {
+        match &self.node(id).instr {
+            Instr::Call(i) => {
+                let c = self.call(*i);
+                let args: Vec<String> = self.call_args(c).iter().map(|a| a.to_string()).collect();
+                format!("call {} ({} {}) [{}] {}", c.peer, c.service, c.function, args.join(" "), c.output)
+            }
+            Instr::Ap(i) => {
+                let a = self.ap(*i);
+                let dest = match &a.dest {
+                    ApDest::Scalar(n) | ApDest::Stream(n) => n,
+                };
+                format!("ap {} {}", a.arg, dest)
+            }
+            other => other.head(),
+        }
     }
 }
 
@@ -88,12 +135,12 @@ pub struct Node<'a> {
 /// An AIR instruction.
 #[derive(Debug, Clone)]
 pub enum Instr<'a> {
-    /// `(call PEER (SERVICE FUNCTION) [ARGS] OUTPUT?)`
-    Call(Box<Call<'a>>),
+    /// `(call PEER (SERVICE FUNCTION) [ARGS] OUTPUT?)`: an index into [`Ast::calls`].
+    Call(u32),
     /// `(canon PEER $stream #canon)` and variants.
     Canon(Box<Canon<'a>>),
-    /// `(ap ARG DST)`
-    Ap(Box<Ap<'a>>),
+    /// `(ap ARG DST)`: an index into [`Ast::aps`].
+    Ap(u32),
     /// `(ap (KEY VALUE) %map)`
     ApMap(Box<ApMap<'a>>),
     /// `(seq A B)`
@@ -145,10 +192,19 @@ pub struct Call<'a> {
     pub service: Value<'a>,
     /// Function name.
     pub function: Value<'a>,
-    /// Arguments.
-    pub args: Vec<Value<'a>>,
+    /// Arguments: a range of [`Ast::args`] (see [`Ast::call_args`]).
+    pub args: ArgRange,
     /// Where the result goes.
     pub output: CallOutput<'a>,
+}
+
+/// A range of [`Ast::args`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ArgRange {
+    /// First argument.
+    pub start: u32,
+    /// Number of arguments.
+    pub len: u32,
 }
 
 /// Where a call puts its result.
@@ -319,15 +375,15 @@ pub enum Value<'a> {
     /// `%ttl%`
     Ttl,
     /// `%last_error%` with an optional lambda.
-    LastError(Option<Lambda<'a>>),
+    LastError(Option<Box<Lambda<'a>>>),
     /// `:error:` with an optional lambda.
-    Error(Option<Lambda<'a>>),
+    Error(Option<Box<Lambda<'a>>>),
     /// A scalar with an optional lambda.
     Scalar {
         /// Name.
         name: Name<'a>,
         /// Lambda.
-        lambda: Option<Lambda<'a>>,
+        lambda: Option<Box<Lambda<'a>>>,
     },
     /// `x.length`
     ScalarLength(Name<'a>),
@@ -336,7 +392,7 @@ pub enum Value<'a> {
         /// Name (with prefix).
         name: Name<'a>,
         /// Lambda.
-        lambda: Option<Lambda<'a>>,
+        lambda: Option<Box<Lambda<'a>>>,
     },
     /// `#canon.length`
     CanonLength(Name<'a>),
@@ -345,7 +401,7 @@ pub enum Value<'a> {
         /// Name (with prefix).
         name: Name<'a>,
         /// Lambda.
-        lambda: Option<Lambda<'a>>,
+        lambda: Option<Box<Lambda<'a>>>,
     },
     /// `#%map.length`
     CanonMapLength(Name<'a>),
@@ -389,7 +445,7 @@ impl<'a> Value<'a> {
 
 impl fmt::Display for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lambda = |f: &mut fmt::Formatter<'_>, l: &Option<Lambda>| match l {
+        let lambda = |f: &mut fmt::Formatter<'_>, l: &Option<Box<Lambda>>| match l {
             Some(l) => write!(f, "{l}"),
             None => Ok(()),
         };
@@ -442,25 +498,15 @@ impl fmt::Display for Iterable<'_> {
 }
 
 impl Instr<'_> {
-    /// The instruction's head as AquaVM prints it in error objects (`instruction` field):
-    /// `call PEER (SVC FN) [ARGS] OUT`, `match A B`, `fold X i`, `ap A B`, `fail 1 "m"`, …
-    pub fn head(&self) -> String {
+    /// The head of an instruction that is not a call or an ap (see [`Ast::head`]).
+    fn head(&self) -> String {
         match self {
-            Instr::Call(c) => {
-                let args: Vec<String> = c.args.iter().map(|a| a.to_string()).collect();
-                format!("call {} ({} {}) [{}] {}", c.peer, c.service, c.function, args.join(" "), c.output)
-            }
+            Instr::Call(_) | Instr::Ap(_) => unreachable!("calls and aps are formatted by Ast::head"),
             Instr::Canon(c) => {
                 let dest = match &c.dest {
                     CanonDest::Stream(n) | CanonDest::Map(n) | CanonDest::Scalar(n) => n,
                 };
                 format!("canon {} {} {}", c.peer, c.source, dest)
-            }
-            Instr::Ap(a) => {
-                let dest = match &a.dest {
-                    ApDest::Scalar(n) | ApDest::Stream(n) => n,
-                };
-                format!("ap {} {}", a.arg, dest)
             }
             Instr::ApMap(a) => format!("ap ({} {}) {}", a.key, a.value, a.map),
             Instr::Seq(..) => "seq".into(),

@@ -1,9 +1,14 @@
 //! Tokens of AIR text: brackets, string literals and bare words.
+//!
+//! The lexer never fails: an unclosed string literal is a [`Kind::Unclosed`] token (the parser
+//! turns any error into the unclosed-string error if the script has one, see `parse`), and the
+//! end of the script is [`Kind::End`]. While it scans a word it also finds out whether the word is
+//! a plain variable name ([`Token::plain`]), so the parser classifies most words without looking
+//! at their bytes again.
 
 use super::ast::Span;
-use super::error::{ParseError, ParseErrorKind};
 
-/// Token kinds; text borrows the script.
+/// A token with its text (for messages and tests; the parser works on [`Token`]s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tok<'a> {
     /// `(`
@@ -18,6 +23,10 @@ pub enum Tok<'a> {
     Str(&'a str),
     /// Anything else up to whitespace or an unbalanced `)`/`]`.
     Word(&'a str),
+    /// A string literal without its closing quote (up to the end of the script).
+    Unclosed,
+    /// The end of the script.
+    End,
 }
 
 impl Tok<'_> {
@@ -30,17 +39,82 @@ impl Tok<'_> {
             Tok::RBracket => "']'".into(),
             Tok::Str(s) => format!("string \"{s}\""),
             Tok::Word(w) => format!("'{w}'"),
+            Tok::Unclosed => "an unclosed string".into(),
+            Tok::End => "the end of the script".into(),
         }
     }
 }
 
-/// A token and its span.
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `(`
+    LParen,
+    /// `)`
+    RParen,
+    /// `[`
+    LBracket,
+    /// `]`
+    RBracket,
+    /// A string literal.
+    Str,
+    /// A bare word.
+    Word,
+    /// A string literal without its closing quote.
+    Unclosed,
+    /// The end of the script.
+    End,
+}
+
+/// A token: its kind and byte range (12 bytes; the text is a slice of the script).
 #[derive(Debug, Clone, Copy)]
-pub struct Token<'a> {
-    /// Kind and text.
-    pub tok: Tok<'a>,
-    /// Where.
-    pub span: Span,
+pub struct Token {
+    /// What it is.
+    pub kind: Kind,
+    /// For a word: it is a scalar, `$stream` or `%map` name made of ASCII letters, digits, `_`
+    /// and `-`, not starting with a digit or `-` (it may still be `true` or `false`).
+    pub plain: bool,
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Token {
+    #[inline(always)]
+    fn new(kind: Kind, start: usize, end: usize) -> Self {
+        Token { kind, plain: false, start: start as u32, end: end as u32 }
+    }
+
+    /// Where it is.
+    #[inline(always)]
+    pub fn span(&self) -> Span {
+        Span::new(self.start as usize, self.end as usize)
+    }
+
+    /// The text of a word, or the content of a string literal (without its quotes).
+    #[inline(always)]
+    pub fn text<'a>(&self, script: &'a str) -> &'a str {
+        let (start, end) = (self.start as usize, self.end as usize);
+        match self.kind {
+            Kind::Str => &script[start + 1..end - 1],
+            _ => &script[start..end],
+        }
+    }
+
+    /// The token with its text.
+    pub fn tok<'a>(&self, script: &'a str) -> Tok<'a> {
+        match self.kind {
+            Kind::LParen => Tok::LParen,
+            Kind::RParen => Tok::RParen,
+            Kind::LBracket => Tok::LBracket,
+            Kind::RBracket => Tok::RBracket,
+            Kind::Str => Tok::Str(self.text(script)),
+            Kind::Word => Tok::Word(self.text(script)),
+            Kind::Unclosed => Tok::Unclosed,
+            Kind::End => Tok::End,
+        }
+    }
 }
 
 /// Reads tokens one at a time.
@@ -56,117 +130,132 @@ impl<'a> Lexer<'a> {
         Lexer { script, pos: 0 }
     }
 
-    /// The next token, `None` at the end.
-    ///
-    /// # Errors
-    /// An unclosed string literal.
+    /// The next token ([`Kind::End`] at the end).
     #[inline(always)]
-    pub fn next_token(&mut self) -> Result<Option<Token<'a>>, Box<ParseError>> {
+    pub fn next_token(&mut self) -> Token {
         let script = self.script;
         let bytes = script.as_bytes();
         let mut i = self.pos;
-        while i < bytes.len() {
-            let c = bytes[i];
-            match CLASS[c as usize] {
-                SPACE => i += 1,
-                COMMENT => {
-                    i += bytes[i..].iter().position(|b| *b == b'\n').unwrap_or(bytes.len() - i);
-                }
-                BRACKET => {
-                    let tok = match c {
-                        b'(' => Tok::LParen,
-                        b')' => Tok::RParen,
-                        b'[' => Tok::LBracket,
-                        _ => Tok::RBracket,
-                    };
-                    self.pos = i + 1;
-                    return Ok(Some(Token { tok, span: Span::new(i, i + 1) }));
-                }
-                QUOTE => {
-                    let start = i;
-                    let Some(len) = bytes[i + 1..].iter().position(|b| *b == b'"') else {
-                        self.pos = bytes.len();
-                        return Err(Box::new(ParseError::new(
-                            ParseErrorKind::UnclosedString,
-                            Span::new(start, bytes.len()),
-                            script,
-                        )));
-                    };
-                    let end = i + 1 + len;
-                    self.pos = end + 1;
-                    return Ok(Some(Token { tok: Tok::Str(&script[i + 1..end]), span: Span::new(start, end + 1) }));
-                }
-                _ => {
-                    let start = i;
-                    let mut depth = 0usize;
-                    while i < bytes.len() {
-                        let b = bytes[i];
-                        match WORD[b as usize] {
-                            IN_WORD => {}
-                            WORD_END => break,
-                            OPEN => depth += 1,
-                            _ => {
-                                if depth == 0 {
-                                    break;
-                                }
-                                depth -= 1;
-                            }
-                        }
-                        i += 1;
-                    }
-                    self.pos = i;
-                    // `start..i` is on char boundaries: we only stopped at ASCII bytes or the end.
-                    return Ok(Some(Token { tok: Tok::Word(&script[start..i]), span: Span::new(start, i) }));
-                }
+        loop {
+            let Some(&c) = bytes.get(i) else {
+                self.pos = i;
+                return Token::new(Kind::End, i, i);
+            };
+            let class = BYTE[c as usize];
+            if class & SPACE != 0 {
+                i += 1;
+                continue;
             }
+            if class & (BRACKET | QUOTE | COMMENT) == 0 {
+                return self.word(i);
+            }
+            if class & BRACKET != 0 {
+                let kind = match c {
+                    b'(' => Kind::LParen,
+                    b')' => Kind::RParen,
+                    b'[' => Kind::LBracket,
+                    _ => Kind::RBracket,
+                };
+                self.pos = i + 1;
+                return Token::new(kind, i, i + 1);
+            }
+            if class & QUOTE != 0 {
+                let start = i;
+                let Some(len) = bytes[i + 1..].iter().position(|b| *b == b'"') else {
+                    self.pos = bytes.len();
+                    return Token::new(Kind::Unclosed, start, bytes.len());
+                };
+                let end = i + 1 + len;
+                self.pos = end + 1;
+                return Token::new(Kind::Str, start, end + 1);
+            }
+            // a comment, up to the end of the line
+            i += bytes[i..].iter().position(|b| *b == b'\n').unwrap_or(bytes.len() - i);
+        }
+    }
+
+    /// A word starting at `start`: up to ASCII whitespace (not 0x0b, as
+    /// `u8::is_ascii_whitespace`) or a `)`/`]` that closes nothing opened inside the word.
+    #[inline(always)]
+    fn word(&mut self, start: usize) -> Token {
+        let bytes = self.script.as_bytes();
+        // a `$` or `%` prefix may start a plain name: the flags are of the bytes after it (the
+        // first byte is never one that stops a word)
+        let body = start + matches!(bytes[start], b'$' | b'%') as usize;
+        let mut i = body;
+        let mut flags = 0u8;
+        let mut depth = 0usize;
+        while let Some(&b) = bytes.get(i) {
+            let class = BYTE[b as usize];
+            if class & WORD_STOP == 0 {
+                flags |= class;
+                i += 1;
+                continue;
+            }
+            if class & WORD_END != 0 {
+                break;
+            }
+            if class & OPEN != 0 {
+                depth += 1;
+            } else {
+                if depth == 0 {
+                    break;
+                }
+                depth -= 1;
+            }
+            flags |= NOT_NAME;
+            i += 1;
         }
         self.pos = i;
-        Ok(None)
+        let plain = i > body && flags & NOT_NAME == 0 && !matches!(bytes[body], b'0'..=b'9' | b'-');
+        // `start..i` is on char boundaries: we only stopped at ASCII bytes or the end.
+        Token { kind: Kind::Word, plain, start: start as u32, end: i as u32 }
     }
 }
 
-const OTHER: u8 = 0;
+/// ASCII whitespace between tokens (also 0x0b).
 const SPACE: u8 = 1;
+/// `;` starts a comment between tokens.
 const COMMENT: u8 = 2;
-const BRACKET: u8 = 3;
-const QUOTE: u8 = 4;
+/// `(`, `)`, `[`, `]`.
+const BRACKET: u8 = 4;
+/// `"`.
+const QUOTE: u8 = 8;
+/// Ends a word: ASCII whitespace except 0x0b.
+const WORD_END: u8 = 16;
+/// `(` or `[` inside a word.
+const OPEN: u8 = 32;
+/// Not a byte of a plain name (ASCII letters, digits, `_`, `-`).
+const NOT_NAME: u8 = 64;
+/// `)` or `]` inside a word.
+const CLOSE: u8 = 128;
+/// Bytes a word's scan must look at.
+const WORD_STOP: u8 = WORD_END | OPEN | CLOSE;
 
-/// What a byte starts, between tokens.
-static CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    t[b' ' as usize] = SPACE;
-    t[b'\t' as usize] = SPACE;
-    t[b'\n' as usize] = SPACE;
-    t[b'\r' as usize] = SPACE;
-    t[0x0b] = SPACE;
-    t[0x0c] = SPACE;
-    t[b';' as usize] = COMMENT;
-    t[b'(' as usize] = BRACKET;
-    t[b')' as usize] = BRACKET;
-    t[b'[' as usize] = BRACKET;
-    t[b']' as usize] = BRACKET;
-    t[b'"' as usize] = QUOTE;
-    t
-};
-
-const IN_WORD: u8 = 0;
-const WORD_END: u8 = 1;
-const OPEN: u8 = 2;
-const CLOSE: u8 = 3;
-
-/// What a byte does inside a word (ASCII whitespace ends it; 0x0b does not, as
-/// `u8::is_ascii_whitespace`).
-static WORD: [u8; 256] = {
-    let mut t = [IN_WORD; 256];
-    t[b' ' as usize] = WORD_END;
-    t[b'\t' as usize] = WORD_END;
-    t[b'\n' as usize] = WORD_END;
-    t[b'\r' as usize] = WORD_END;
-    t[0x0c] = WORD_END;
-    t[b'(' as usize] = OPEN;
-    t[b'[' as usize] = OPEN;
-    t[b')' as usize] = CLOSE;
-    t[b']' as usize] = CLOSE;
+/// What each byte is, as flags.
+static BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
+            t[b] = NOT_NAME;
+        }
+        b += 1;
+    }
+    let mut i = 0;
+    let spaces = [b' ', b'\t', b'\n', b'\r', 0x0c];
+    while i < spaces.len() {
+        t[spaces[i] as usize] |= SPACE | WORD_END;
+        i += 1;
+    }
+    t[0x0b] |= SPACE;
+    t[b';' as usize] |= COMMENT;
+    t[b'(' as usize] |= BRACKET | OPEN;
+    t[b'[' as usize] |= BRACKET | OPEN;
+    t[b')' as usize] |= BRACKET | CLOSE;
+    t[b']' as usize] |= BRACKET | CLOSE;
+    t[b'"' as usize] |= QUOTE;
     t
 };
 
@@ -174,21 +263,28 @@ static WORD: [u8; 256] = {
 ///
 /// # Errors
 /// An unclosed string literal.
-pub fn tokenize(script: &str) -> Result<Vec<Token<'_>>, ParseError> {
+pub fn tokenize(script: &str) -> Result<Vec<Tok<'_>>, super::ParseError> {
     let mut lexer = Lexer::new(script);
     let mut out = Vec::new();
-    while let Some(t) = lexer.next_token().map_err(|e| *e)? {
-        out.push(t);
+    loop {
+        let t = lexer.next_token();
+        match t.kind {
+            Kind::End => return Ok(out),
+            Kind::Unclosed => {
+                return Err(super::ParseError::new(super::ParseErrorKind::UnclosedString, t.span(), script));
+            }
+            _ => out.push(t.tok(script)),
+        }
     }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parser::ParseErrorKind;
 
     fn kinds(s: &str) -> Vec<Tok<'_>> {
-        tokenize(s).unwrap().into_iter().map(|t| t.tok).collect()
+        tokenize(s).unwrap()
     }
 
     #[test]
@@ -211,6 +307,22 @@ mod tests {
         );
         assert_eq!(kinds("(seq(null)(null))")[1], Tok::Word("seq(null)(null)"));
         assert_eq!(kinds("\"a\\nb\"")[0], Tok::Str("a\\nb"));
+        assert_eq!(kinds("a\x0bb"), vec![Tok::Word("a\x0bb")]);
+    }
+
+    #[test]
+    fn plain_flag() {
+        let plain = |s: &str| {
+            let t = Lexer::new(s).next_token();
+            assert!(matches!(t.tok(s), Tok::Word(w) if w == s), "{s}");
+            t.plain
+        };
+        for w in ["x", "x1", "_a-b", "$s", "%m", "true", "a-", "Z_9"] {
+            assert!(plain(w), "{w}");
+        }
+        for w in ["-x-", "-7", "1e3", "$", "%", "a.b", "x.$.a", "$1", "$$a", "%$a", "a$", "é", "#c", "a[0]", "%x%", "+a"] {
+            assert!(!plain(w), "{w}");
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The parser: tokens to an [`Ast`], iteratively (an explicit stack of open instructions), so a
 //! deeply nested script is refused with [`ParseErrorKind::TooDeep`] instead of overflowing.
+//!
+//! It reads one token ahead ([`Parser::tok`]); the lexer classifies words while it scans them, so
+//! most variable names are numbered without another look at their bytes.
 
 use super::ast::*;
 use super::error::{ParseError, ParseErrorKind};
-use super::lexer::{Lexer, Tok, Token, tokenize};
+use super::lexer::{Kind, Lexer, Token, tokenize};
 use super::validate::Validator;
-use crate::hash::FastMap;
+use crate::hash::Interner;
 
 /// Parser limits.
 #[derive(Debug, Clone, Copy)]
@@ -44,30 +47,33 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
     }
     // an instruction takes at least 6 bytes (`(null)`); most take 10 or more
     let capacity = (script.len() / 10).min(1 << 18);
+    let mut lexer = Lexer::new(script);
+    let tok = lexer.next_token();
     let mut p = Parser {
         script,
-        lexer: Lexer::new(script),
-        peeked: None,
+        lexer,
+        tok,
         last: Span::new(0, 0),
         nodes: Vec::with_capacity(capacity),
+        calls: Vec::with_capacity(capacity / 4),
+        aps: Vec::new(),
+        args: Vec::with_capacity(capacity / 4),
         v: Validator::new(script),
-        names: FastMap::with_capacity_and_hasher(capacity / 2, Default::default()),
+        names: Interner::with_capacity(capacity / 2),
     };
     let root = match p.parse_root(limits.max_depth) {
         Ok(root) => root,
         Err(e) => {
             // an unclosed string anywhere in the script is reported first, as if the whole
             // script had been tokenized before parsing
-            if e.kind != ParseErrorKind::UnclosedString {
-                tokenize(script)?;
-            }
+            tokenize(script)?;
             return Err(*e);
         }
     };
     if let Some(e) = p.v.finish() {
         return Err(e);
     }
-    Ok(Ast { nodes: p.nodes, root, names: p.names.len() as u32 })
+    Ok(Ast { nodes: p.nodes, root, names: p.names.len(), calls: p.calls, aps: p.aps, args: p.args })
 }
 
 enum Frame<'a> {
@@ -80,40 +86,56 @@ enum Frame<'a> {
 struct Parser<'a> {
     script: &'a str,
     lexer: Lexer<'a>,
-    /// The next token, once peeked.
-    peeked: Option<Option<Token<'a>>>,
+    /// The next token (not taken yet).
+    tok: Token,
     /// Span of the last token taken.
     last: Span,
     nodes: Vec<Node<'a>>,
+    calls: Vec<Call<'a>>,
+    aps: Vec<Ap<'a>>,
+    args: Vec<Value<'a>>,
     /// The static checks, made as instructions are read.
     v: Validator<'a>,
     /// Name numbers.
-    names: FastMap<&'a str, u32>,
+    names: Interner<'a>,
 }
 
 /// Errors are boxed on the hot path: results stay small.
 type PResult<T> = Result<T, Box<ParseError>>;
 
 impl<'a> Parser<'a> {
+    #[cold]
+    #[inline(never)]
     fn err(&self, kind: ParseErrorKind, span: Span) -> Box<ParseError> {
         Box::new(ParseError::new(kind, span, self.script))
     }
 
-    fn end_span(&self) -> Span {
-        Span::new(self.script.len(), self.script.len())
+    #[cold]
+    #[inline(never)]
+    fn unexpected(&self, expected: &'static str, t: Token) -> Box<ParseError> {
+        match t.kind {
+            Kind::End => self.err(ParseErrorKind::UnexpectedEnd { expected }, t.span()),
+            _ => self.err(ParseErrorKind::Unexpected { expected, found: t.tok(self.script).describe() }, t.span()),
+        }
+    }
+
+    /// The text of a token.
+    #[inline(always)]
+    fn text(&self, t: Token) -> &'a str {
+        t.text(self.script)
     }
 
     #[inline(always)]
     fn intern(&mut self, name: &mut Name<'a>) {
-        let next = self.names.len() as u32;
-        name.id = *self.names.entry(name.text).or_insert(next);
+        name.id = self.names.id(name.text);
     }
 
     /// Classifies a word as a value and numbers its names.
     #[inline(always)]
-    fn word_value(&mut self, w: &'a str, span: Span) -> PResult<Value<'a>> {
-        if let Some(v) = plain_name(w) {
-            let mut name = v;
+    fn word_value(&mut self, t: Token) -> PResult<Value<'a>> {
+        let w = self.text(t);
+        if t.plain && w != "true" && w != "false" {
+            let mut name = Name::new(w);
             self.intern(&mut name);
             return Ok(match w.as_bytes()[0] {
                 b'$' => Value::Stream(name),
@@ -121,6 +143,11 @@ impl<'a> Parser<'a> {
                 _ => Value::Scalar { name, lambda: None },
             });
         }
+        self.word_value_general(w, t.span())
+    }
+
+    #[inline(never)]
+    fn word_value_general(&mut self, w: &'a str, span: Span) -> PResult<Value<'a>> {
         let mut v = word_value(w).map_err(|k| self.err(k, span))?;
         match &mut v {
             Value::LastError(lambda) | Value::Error(lambda) => self.intern_lambda(lambda),
@@ -138,7 +165,7 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
-    fn intern_lambda(&mut self, lambda: &mut Option<Lambda<'a>>) {
+    fn intern_lambda(&mut self, lambda: &mut Option<Box<Lambda<'a>>>) {
         for a in lambda.iter_mut().flat_map(|l| l.accessors.iter_mut()) {
             if let Accessor::Scalar(name) = a {
                 self.intern(name);
@@ -146,55 +173,42 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Takes the next token.
     #[inline(always)]
-    fn peek(&mut self) -> PResult<Option<Token<'a>>> {
-        if let Some(t) = self.peeked {
-            return Ok(t);
+    fn bump(&mut self) -> Token {
+        let t = self.tok;
+        self.last = t.span();
+        self.tok = self.lexer.next_token();
+        t
+    }
+
+    /// Takes the next token; the end of the script is an error.
+    #[inline(always)]
+    fn next(&mut self, expected: &'static str) -> PResult<Token> {
+        if self.tok.kind == Kind::End {
+            return Err(self.unexpected(expected, self.tok));
         }
-        let t = self.lexer.next_token()?;
-        self.peeked = Some(t);
-        Ok(t)
+        Ok(self.bump())
     }
 
     #[inline(always)]
-    fn peek_tok(&mut self) -> PResult<Option<Tok<'a>>> {
-        Ok(self.peek()?.map(|t| t.tok))
-    }
-
-    #[inline(always)]
-    fn next(&mut self, expected: &'static str) -> PResult<Token<'a>> {
-        let t = match self.peeked.take() {
-            Some(t) => t,
-            None => self.lexer.next_token()?,
-        };
-        match t {
-            Some(t) => {
-                self.last = t.span;
-                Ok(t)
-            }
-            None => Err(self.err(ParseErrorKind::UnexpectedEnd { expected }, self.end_span())),
+    fn expect(&mut self, kind: Kind, expected: &'static str) -> PResult<Span> {
+        if self.tok.kind == kind {
+            return Ok(self.bump().span());
         }
+        Err(self.unexpected(expected, self.tok))
     }
 
     #[inline(always)]
-    fn expect(&mut self, tok: Tok<'_>, expected: &'static str) -> PResult<Span> {
+    fn word(&mut self, expected: &'static str) -> PResult<Token> {
         let t = self.next(expected)?;
-        if t.tok == tok {
-            Ok(t.span)
-        } else {
-            Err(self.err(ParseErrorKind::Unexpected { expected, found: t.tok.describe() }, t.span))
+        match t.kind {
+            Kind::Word => Ok(t),
+            _ => Err(self.unexpected(expected, t)),
         }
     }
 
     #[inline(always)]
-    fn word(&mut self, expected: &'static str) -> PResult<(&'a str, Span)> {
-        let t = self.next(expected)?;
-        match t.tok {
-            Tok::Word(w) => Ok((w, t.span)),
-            other => Err(self.err(ParseErrorKind::Unexpected { expected, found: other.describe() }, t.span)),
-        }
-    }
-
     fn push(&mut self, instr: Instr<'a>, span: Span) -> NodeId {
         self.nodes.push(Node { instr, span });
         NodeId((self.nodes.len() - 1) as u32)
@@ -209,11 +223,8 @@ impl<'a> Parser<'a> {
             }
             while let Some(node) = done.take() {
                 let Some(frame) = stack.last_mut() else {
-                    if let Some(t) = self.peek()? {
-                        return Err(self.err(
-                            ParseErrorKind::Unexpected { expected: "the end of the script", found: t.tok.describe() },
-                            t.span,
-                        ));
+                    if self.tok.kind != Kind::End {
+                        return Err(self.unexpected("the end of the script", self.tok));
                     }
                     return Ok(node);
                 };
@@ -221,7 +232,7 @@ impl<'a> Parser<'a> {
                     Frame::Bin { left: left @ None, .. } => *left = Some(node),
                     Frame::Fold { body: body @ None, .. } => {
                         *body = Some(node);
-                        if matches!(self.peek_tok()?, Some(Tok::RParen)) {
+                        if self.tok.kind == Kind::RParen {
                             done = Some(self.close(&mut stack, None)?);
                         }
                     }
@@ -234,7 +245,7 @@ impl<'a> Parser<'a> {
     /// Closes the top frame with its last child and returns the new node.
     #[inline(always)]
     fn close(&mut self, stack: &mut Vec<Frame<'a>>, last: Option<NodeId>) -> PResult<NodeId> {
-        let end = self.expect(Tok::RParen, "')'")?.end;
+        let end = self.expect(Kind::RParen, "')'")?.end;
         let frame = stack.pop().expect("close is called with an open frame");
         self.v.close(stack.len(), end);
         let (instr, start) = match frame {
@@ -261,12 +272,15 @@ impl<'a> Parser<'a> {
     /// Reads `(keyword …`: pushes a frame for a composite instruction, or parses a whole leaf.
     #[inline(always)]
     fn open_instruction(&mut self, stack: &mut Vec<Frame<'a>>) -> PResult<Option<NodeId>> {
-        let start = self.expect(Tok::LParen, "an instruction '('")?.start;
-        let (kw, kw_span) = self.word("an instruction keyword")?;
+        let start = self.expect(Kind::LParen, "an instruction '('")?.start;
+        let kw_token = self.word("an instruction keyword")?;
+        let kw = self.text(kw_token);
         let frame = match kw {
             "seq" => Frame::Bin { kind: 0, start, left: None },
             "par" => Frame::Bin { kind: 1, start, left: None },
             "xor" => Frame::Bin { kind: 2, start, left: None },
+            "call" => return self.call(start).map(Some),
+            "ap" => return self.ap(start).map(Some),
             "match" | "mismatch" => {
                 let left = self.value()?;
                 let right = self.value()?;
@@ -296,8 +310,8 @@ impl<'a> Parser<'a> {
                 Frame::Fold { start, iterable, iterator, body: None }
             }
             "new" => {
-                let (word, span) = self.word("a variable")?;
-                let name = match self.word_value(word, span)? {
+                let t = self.word("a variable")?;
+                let name = match self.word_value(t)? {
                     Value::Scalar { name, lambda: None }
                     | Value::Stream(name)
                     | Value::StreamMap(name)
@@ -305,8 +319,8 @@ impl<'a> Parser<'a> {
                     | Value::CanonMap { name, lambda: None } => name,
                     _ => {
                         return Err(self.err(
-                            ParseErrorKind::NotAllowed { what: "this new variable", found: word.to_string() },
-                            span,
+                            ParseErrorKind::NotAllowed { what: "this new variable", found: self.text(t).to_string() },
+                            t.span(),
                         ));
                     }
                 };
@@ -314,9 +328,8 @@ impl<'a> Parser<'a> {
                 Frame::New { start, name }
             }
             _ => {
-                let instr = self.leaf(kw, kw_span)?;
-                let end = self.expect(Tok::RParen, "')'")?.end;
-                let span = Span::new(start, end);
+                let instr = self.leaf(kw, kw_token.span())?;
+                let span = self.end_leaf(start)?;
                 match instr {
                     Instr::Next(it) => self.check_next(it, span, stack),
                     ref leaf => self.v.leaf(leaf, span),
@@ -326,6 +339,113 @@ impl<'a> Parser<'a> {
         };
         stack.push(frame);
         Ok(None)
+    }
+
+    /// The `)` of a leaf that started at `start`: its span.
+    #[inline(always)]
+    fn end_leaf(&mut self, start: usize) -> PResult<Span> {
+        let end = self.expect(Kind::RParen, "')'")?.end;
+        Ok(Span::new(start, end))
+    }
+
+    /// `(call PEER (SERVICE FUNCTION) [ARGS…] OUTPUT?)` after the keyword.
+    #[inline(always)]
+    fn call(&mut self, start: usize) -> PResult<NodeId> {
+        let (peer, span) = self.value_spanned()?;
+        self.check_triplet_part(&peer, span, true)?;
+        self.expect(Kind::LParen, "'(' of the service and function")?;
+        let (service, span) = self.value_spanned()?;
+        self.check_triplet_part(&service, span, false)?;
+        let (function, span) = self.value_spanned()?;
+        self.check_triplet_part(&function, span, false)?;
+        self.expect(Kind::RParen, "')' after the function name")?;
+        self.expect(Kind::LBracket, "'[' of the arguments")?;
+        let first = self.args.len();
+        while self.tok.kind != Kind::RBracket {
+            let (v, span) = self.value_spanned()?;
+            if matches!(v, Value::Stream(_) | Value::StreamMap(_)) {
+                return Err(self.err(
+                    ParseErrorKind::NotAllowed { what: "a stream as a call argument", found: v.to_string() },
+                    span,
+                ));
+            }
+            self.args.push(v);
+        }
+        self.bump();
+        let output = if self.tok.kind == Kind::Word {
+            let t = self.bump();
+            match self.word_value(t)? {
+                Value::Scalar { name, lambda: None } => CallOutput::Scalar(name),
+                Value::Stream(name) => CallOutput::Stream(name),
+                _ => {
+                    return Err(self.err(
+                        ParseErrorKind::NotAllowed { what: "this call output", found: self.text(t).to_string() },
+                        t.span(),
+                    ));
+                }
+            }
+        } else {
+            CallOutput::None
+        };
+        let args = ArgRange { start: first as u32, len: (self.args.len() - first) as u32 };
+        let call = Call { peer, service, function, args, output };
+        let span = self.end_leaf(start)?;
+        self.v.call(&call, &self.args[first..], span);
+        self.calls.push(call);
+        Ok(self.push(Instr::Call((self.calls.len() - 1) as u32), span))
+    }
+
+    /// `(ap ARG DEST)` or `(ap (KEY VALUE) %map)` after the keyword.
+    #[inline(always)]
+    fn ap(&mut self, start: usize) -> PResult<NodeId> {
+        if self.tok.kind == Kind::LParen {
+            let instr = self.ap_map()?;
+            let span = self.end_leaf(start)?;
+            self.v.leaf(&instr, span);
+            return Ok(self.push(instr, span));
+        }
+        let (arg, span) = self.value_spanned()?;
+        self.check_ap_arg(&arg, span)?;
+        let t = self.word("an ap destination")?;
+        let dest = match self.word_value(t)? {
+            Value::Scalar { name, lambda: None } => ApDest::Scalar(name),
+            Value::Stream(name) => ApDest::Stream(name),
+            _ => {
+                return Err(self.err(
+                    ParseErrorKind::NotAllowed { what: "this ap destination", found: self.text(t).to_string() },
+                    t.span(),
+                ));
+            }
+        };
+        let ap = Ap { arg, dest };
+        let span = self.end_leaf(start)?;
+        self.v.ap(&ap, span);
+        self.aps.push(ap);
+        Ok(self.push(Instr::Ap((self.aps.len() - 1) as u32), span))
+    }
+
+    fn ap_map(&mut self) -> PResult<Instr<'a>> {
+        self.bump();
+        let (key, kspan) = self.value_spanned()?;
+        match &key {
+            Value::Literal(_) | Value::Number(Number::Int(_)) | Value::Scalar { .. } | Value::Canon { lambda: Some(_), .. } => {}
+            other => {
+                return Err(
+                    self.err(ParseErrorKind::NotAllowed { what: "this map key", found: other.to_string() }, kspan)
+                );
+            }
+        }
+        let (value, vspan) = self.value_spanned()?;
+        self.check_ap_arg(&value, vspan)?;
+        self.expect(Kind::RParen, "')' after the key and value")?;
+        let t = self.word("a stream map")?;
+        match self.word_value(t)? {
+            Value::StreamMap(map) => Ok(Instr::ApMap(Box::new(ApMap { key, value, map }))),
+            _ => {
+                let found = self.text(t).to_string();
+                Err(self.err(ParseErrorKind::NotAllowed { what: "this ap destination", found }, t.span()))
+            }
+        }
     }
 
     /// The static checks of `next`: inside a fold over its iterator, once, and (stream folds)
@@ -355,58 +475,21 @@ impl<'a> Parser<'a> {
         }
     }
 
-    #[inline(always)]
+    /// The leaves other than call and ap.
     fn leaf(&mut self, kw: &str, kw_span: Span) -> PResult<Instr<'a>> {
         Ok(match kw {
             "null" => Instr::Null,
             "never" => Instr::Never,
             "next" => Instr::Next(self.scalar_name("a fold iterator")?),
-            "call" => {
-                let (peer, span) = self.value_spanned()?;
-                self.check_triplet_part(&peer, span, true)?;
-                self.expect(Tok::LParen, "'(' of the service and function")?;
-                let (service, span) = self.value_spanned()?;
-                self.check_triplet_part(&service, span, false)?;
-                let (function, span) = self.value_spanned()?;
-                self.check_triplet_part(&function, span, false)?;
-                self.expect(Tok::RParen, "')' after the function name")?;
-                self.expect(Tok::LBracket, "'[' of the arguments")?;
-                let mut args = Vec::new();
-                while !matches!(self.peek_tok()?, Some(Tok::RBracket)) {
-                    let (v, span) = self.value_spanned()?;
-                    if matches!(v, Value::Stream(_) | Value::StreamMap(_)) {
-                        return Err(self.err(
-                            ParseErrorKind::NotAllowed { what: "a stream as a call argument", found: v.to_string() },
-                            span,
-                        ));
-                    }
-                    args.push(v);
-                }
-                self.expect(Tok::RBracket, "']'")?;
-                let output = if let Some(Token { tok: Tok::Word(_), .. }) = self.peek()? {
-                    let (w, span) = self.word("a call output")?;
-                    match self.word_value(w, span)? {
-                        Value::Scalar { name, lambda: None } => CallOutput::Scalar(name),
-                        Value::Stream(name) => CallOutput::Stream(name),
-                        _ => {
-                            return Err(self.err(
-                                ParseErrorKind::NotAllowed { what: "this call output", found: w.to_string() },
-                                span,
-                            ));
-                        }
-                    }
-                } else {
-                    CallOutput::None
-                };
-                Instr::Call(Box::new(Call { peer, service, function, args, output }))
-            }
             "canon" => {
                 let (peer, span) = self.value_spanned()?;
                 self.check_triplet_part(&peer, span, true)?;
-                let (source, span) = self.word("a stream or stream map")?;
-                let src = self.word_value(source, span)?;
-                let (dest_word, dspan) = self.word("a canon destination")?;
-                let dest = self.word_value(dest_word, dspan)?;
+                let t = self.word("a stream or stream map")?;
+                let src = self.word_value(t)?;
+                let (source, span) = (self.text(t), t.span());
+                let dt = self.word("a canon destination")?;
+                let dest = self.word_value(dt)?;
+                let (dest_word, dspan) = (self.text(dt), dt.span());
                 let dest = match (&src, dest) {
                     (Value::Stream(_), Value::Canon { name, lambda: None }) => CanonDest::Stream(name),
                     (Value::StreamMap(_), Value::CanonMap { name, lambda: None }) => CanonDest::Map(name),
@@ -429,63 +512,15 @@ impl<'a> Parser<'a> {
                 };
                 Instr::Canon(Box::new(Canon { peer, source, dest }))
             }
-            "ap" => {
-                if matches!(self.peek_tok()?, Some(Tok::LParen)) {
-                    self.next("'('")?;
-                    let (key, kspan) = self.value_spanned()?;
-                    match &key {
-                        Value::Literal(_)
-                        | Value::Number(Number::Int(_))
-                        | Value::Scalar { .. }
-                        | Value::Canon { lambda: Some(_), .. } => {}
-                        other => {
-                            return Err(self.err(
-                                ParseErrorKind::NotAllowed { what: "this map key", found: other.to_string() },
-                                kspan,
-                            ));
-                        }
-                    }
-                    let (value, vspan) = self.value_spanned()?;
-                    self.check_ap_arg(&value, vspan)?;
-                    self.expect(Tok::RParen, "')' after the key and value")?;
-                    let (map, mspan) = self.word("a stream map")?;
-                    match self.word_value(map, mspan)? {
-                        Value::StreamMap(map) => Instr::ApMap(Box::new(ApMap { key, value, map })),
-                        _ => {
-                            return Err(self.err(
-                                ParseErrorKind::NotAllowed { what: "this ap destination", found: map.to_string() },
-                                mspan,
-                            ));
-                        }
-                    }
-                } else {
-                    let (arg, span) = self.value_spanned()?;
-                    self.check_ap_arg(&arg, span)?;
-                    let (dest, dspan) = self.word("an ap destination")?;
-                    let dest = match self.word_value(dest, dspan)? {
-                        Value::Scalar { name, lambda: None } => ApDest::Scalar(name),
-                        Value::Stream(name) => ApDest::Stream(name),
-                        _ => {
-                            return Err(self.err(
-                                ParseErrorKind::NotAllowed { what: "this ap destination", found: dest.to_string() },
-                                dspan,
-                            ));
-                        }
-                    };
-                    Instr::Ap(Box::new(Ap { arg, dest }))
-                }
-            }
             "fail" => {
                 let (v, span) = self.value_spanned()?;
                 match v {
                     Value::Number(Number::Int(code)) => {
                         let t = self.next("a fail message")?;
-                        let Tok::Str(message) = t.tok else {
-                            return Err(self.err(
-                                ParseErrorKind::Unexpected { expected: "a fail message", found: t.tok.describe() },
-                                t.span,
-                            ));
-                        };
+                        if t.kind != Kind::Str {
+                            return Err(self.unexpected("a fail message", t));
+                        }
+                        let message = self.text(t);
                         if code == 0 {
                             return Err(self.err(ParseErrorKind::FailCodeZero, span));
                         }
@@ -514,6 +549,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    #[inline(always)]
     fn check_ap_arg(&self, v: &Value<'_>, span: Span) -> PResult<()> {
         if matches!(v, Value::Stream(_) | Value::StreamMap(_) | Value::CanonMap { lambda: None, .. }) {
             return Err(self.err(ParseErrorKind::NotAllowed { what: "this ap argument", found: v.to_string() }, span));
@@ -521,6 +557,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    #[inline(always)]
     fn check_triplet_part(&self, v: &Value<'_>, span: Span, is_peer: bool) -> PResult<()> {
         let ok = match v {
             Value::Literal(_) | Value::Scalar { .. } => true,
@@ -536,10 +573,13 @@ impl<'a> Parser<'a> {
     }
 
     fn scalar_name(&mut self, expected: &'static str) -> PResult<Name<'a>> {
-        let (w, span) = self.word(expected)?;
-        match self.word_value(w, span)? {
+        let t = self.word(expected)?;
+        match self.word_value(t)? {
             Value::Scalar { name, lambda: None } => Ok(name),
-            _ => Err(self.err(ParseErrorKind::Unexpected { expected, found: format!("'{w}'") }, span)),
+            _ => {
+                let found = format!("'{}'", self.text(t));
+                Err(self.err(ParseErrorKind::Unexpected { expected, found }, t.span()))
+            }
         }
     }
 
@@ -550,47 +590,16 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn value_spanned(&mut self) -> PResult<(Value<'a>, Span)> {
         let t = self.next("a value")?;
-        match t.tok {
-            Tok::Str(s) => Ok((Value::Literal(s), t.span)),
-            Tok::LBracket => {
-                let end = self.expect(Tok::RBracket, "']' (the only array literal is [])")?;
-                Ok((Value::EmptyArray, Span::new(t.span.start, end.end)))
+        match t.kind {
+            Kind::Str => Ok((Value::Literal(self.text(t)), t.span())),
+            Kind::Word => Ok((self.word_value(t)?, t.span())),
+            Kind::LBracket => {
+                let end = self.expect(Kind::RBracket, "']' (the only array literal is [])")?;
+                Ok((Value::EmptyArray, Span::new(t.start as usize, end.end)))
             }
-            Tok::Word(w) => Ok((self.word_value(w, t.span)?, t.span)),
-            other => Err(self.err(ParseErrorKind::Unexpected { expected: "a value", found: other.describe() }, t.span)),
+            _ => Err(self.unexpected("a value", t)),
         }
     }
-}
-
-/// Bytes of plain names: ASCII letters, digits, `_` and `-`.
-static NAME_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize || b == b'-' as usize;
-        b += 1;
-    }
-    t
-};
-
-/// The fast path of [`word_value`]: a scalar, `$stream` or `%map` name made of ASCII name
-/// bytes, not a number, keyword or special variable (`None` for anything else, which then takes
-/// the general path).
-fn plain_name(w: &str) -> Option<Name<'_>> {
-    let bytes = w.as_bytes();
-    let body = match bytes.first()? {
-        b'$' | b'%' => &bytes[1..],
-        _ => bytes,
-    };
-    let first = *body.first()?;
-    // digits and signs may start numbers; `true`/`false` are booleans
-    if first.is_ascii_digit() || first == b'-' || first == b'+' || !body.iter().all(|b| NAME_BYTE[*b as usize]) {
-        return None;
-    }
-    if body.len() == bytes.len() && (w == "true" || w == "false") {
-        return None;
-    }
-    Some(Name::new(w))
 }
 
 fn is_name_char(c: char) -> bool {
@@ -608,10 +617,10 @@ pub(crate) fn word_value(w: &str) -> Result<Value<'_>, ParseErrorKind> {
         _ => {}
     }
     if let Some(rest) = w.strip_prefix("%last_error%") {
-        return Ok(Value::LastError(opt_lambda(w, rest)?));
+        return Ok(Value::LastError(opt_lambda(w, rest)?.map(Box::new)));
     }
     if let Some(rest) = w.strip_prefix(":error:") {
-        return Ok(Value::Error(opt_lambda(w, rest)?));
+        return Ok(Value::Error(opt_lambda(w, rest)?.map(Box::new)));
     }
     if let Some(n) = number(w)? {
         return Ok(Value::Number(n));
@@ -650,7 +659,7 @@ pub(crate) fn word_value(w: &str) -> Result<Value<'_>, ParseErrorKind> {
             _ => Err(ParseErrorKind::InvalidLambda(w.to_string())),
         };
     }
-    let lambda = opt_lambda(w, tail)?;
+    let lambda = opt_lambda(w, tail)?.map(Box::new);
     let name = Name::new(full);
     match prefix {
         "" => Ok(Value::Scalar { name, lambda }),
@@ -742,6 +751,38 @@ fn opt_lambda<'a>(word: &str, tail: &'a str) -> Result<Option<Lambda<'a>>, Parse
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parser::lexer::Lexer;
+
+    /// Bytes of plain names: ASCII letters, digits, `_` and `-`.
+    static NAME_BYTE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize || b == b'-' as usize;
+            b += 1;
+        }
+        t
+    };
+
+    /// The lexer's plain-name rule ([`Token::plain`](crate::parser::lexer::Token) and not a
+    /// boolean), written out: a scalar, `$stream` or `%map` name made of ASCII name bytes, not a
+    /// number, keyword or special variable.
+    fn plain_name(w: &str) -> Option<Name<'_>> {
+        let bytes = w.as_bytes();
+        let body = match bytes.first()? {
+            b'$' | b'%' => &bytes[1..],
+            _ => bytes,
+        };
+        let first = *body.first()?;
+        // digits and signs may start numbers; `true`/`false` are booleans
+        if first.is_ascii_digit() || first == b'-' || first == b'+' || !body.iter().all(|b| NAME_BYTE[*b as usize]) {
+            return None;
+        }
+        if body.len() == bytes.len() && (w == "true" || w == "false") {
+            return None;
+        }
+        Some(Name::new(w))
+    }
 
     #[test]
     fn values() {
@@ -765,6 +806,8 @@ mod tests {
     #[test]
     fn plain_names_agree_with_the_general_path() {
         for w in ["x", "x1", "_a-b", "$s", "%m", "true", "false", "-x-", "-7", "1e3", "$", "%", "a.b", "x.$.a", "$1"] {
+            let token = Lexer::new(w).next_token();
+            assert_eq!(token.plain && w != "true" && w != "false", plain_name(w).is_some(), "{w}");
             if let Some(n) = plain_name(w) {
                 let general = word_value(w).unwrap();
                 let fast = match w.as_bytes()[0] {

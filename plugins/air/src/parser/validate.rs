@@ -39,9 +39,23 @@ fn is_defined(defined: &[bool], name: Name<'_>) -> bool {
     defined.get(name.id as usize).copied().unwrap_or(false)
 }
 
+/// The first variable `v` reads that is not defined yet.
+#[inline(always)]
+fn undefined_in<'a>(v: &Value<'a>, defined: &[bool]) -> Option<Name<'a>> {
+    match v {
+        Value::Literal(_) | Value::Number(_) | Value::Bool(_) | Value::EmptyArray => return None,
+        Value::Scalar { name, lambda: None } | Value::Stream(name) | Value::StreamMap(name) => {
+            return (!is_defined(defined, *name)).then_some(*name);
+        }
+        _ => {}
+    }
+    v.variable().into_iter().chain(v.lambda_variables()).find(|n| !is_defined(defined, *n))
+}
+
 /// The first variable `values` read that is not defined yet.
+#[inline(always)]
 fn undefined<'a>(values: &[&Value<'a>], defined: &[bool]) -> Option<Name<'a>> {
-    values.iter().find_map(|v| v.variable().into_iter().chain(v.lambda_variables()).find(|n| !is_defined(defined, *n)))
+    values.iter().find_map(|v| undefined_in(v, defined))
 }
 
 impl<'a> Validator<'a> {
@@ -62,12 +76,14 @@ impl<'a> Validator<'a> {
         }
     }
 
+    #[inline(always)]
     fn check(&mut self, values: &[&Value<'a>], span: Span, pending_depth: Option<usize>) {
         if let Some(name) = undefined(values, &self.defined) {
             self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, pending_depth);
         }
     }
 
+    #[inline(always)]
     fn define(&mut self, name: Name<'a>) {
         let i = name.id as usize;
         if self.defined.len() <= i {
@@ -76,31 +92,44 @@ impl<'a> Validator<'a> {
         self.defined[i] = true;
     }
 
-    /// A leaf instruction was parsed (`next` is checked by the parser, which knows the frames).
+    /// A call was parsed.
+    #[inline(always)]
+    pub fn call(&mut self, c: &Call<'a>, args: &[Value<'a>], span: Span) {
+        if self.failed() {
+            return;
+        }
+        self.check(&[&c.peer, &c.service, &c.function], span, None);
+        if let Some(name) = args.iter().find_map(|a| undefined_in(a, &self.defined)) {
+            self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, None);
+        }
+        if let CallOutput::Scalar(n) | CallOutput::Stream(n) = c.output {
+            self.define(n);
+        }
+    }
+
+    /// An ap to a scalar or stream was parsed.
+    #[inline(always)]
+    pub fn ap(&mut self, a: &Ap<'a>, span: Span) {
+        if self.failed() {
+            return;
+        }
+        self.check(&[&a.arg], span, None);
+        match a.dest {
+            ApDest::Scalar(n) | ApDest::Stream(n) => self.define(n),
+        }
+    }
+
+    /// A leaf instruction other than call and ap was parsed (`next` is checked by the parser,
+    /// which knows the frames).
     pub fn leaf(&mut self, instr: &Instr<'a>, span: Span) {
         if self.failed() {
             return;
         }
         match instr {
-            Instr::Call(c) => {
-                self.check(&[&c.peer, &c.service, &c.function], span, None);
-                if let Some(name) = c.args.iter().find_map(|a| undefined(&[a], &self.defined)) {
-                    self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, None);
-                }
-                if let CallOutput::Scalar(n) | CallOutput::Stream(n) = c.output {
-                    self.define(n);
-                }
-            }
             Instr::Canon(c) => {
                 self.check(&[&c.peer], span, None);
                 match c.dest {
                     CanonDest::Stream(n) | CanonDest::Map(n) | CanonDest::Scalar(n) => self.define(n),
-                }
-            }
-            Instr::Ap(a) => {
-                self.check(&[&a.arg], span, None);
-                match a.dest {
-                    ApDest::Scalar(n) | ApDest::Stream(n) => self.define(n),
                 }
             }
             Instr::ApMap(a) => {

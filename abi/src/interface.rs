@@ -32,8 +32,10 @@ pub const MAX_ITEMS: usize = 4096;
 pub const MAX_MEMBERS: usize = 1024;
 
 /// A value type of weft's module ABI.
+///
+/// Exhaustive on purpose: a new type is a new type tag and a new entry format version
+/// (docs/interface-section.md, *Evolution*), and every codec matching on it must handle it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Type {
     /// `bool`
     Bool,
@@ -175,9 +177,50 @@ pub struct Import {
     pub results: Vec<Type>,
 }
 
-/// One entry of the section.
+impl Function {
+    /// A function called `name` with no parameters and no results yet: add them with
+    /// [`Function::param`] and [`Function::result`].
+    ///
+    /// ```
+    /// use weft_abi::interface::{Function, Type};
+    /// let f = Function::new("get").param("key", Type::String).result(Type::optional(Type::String));
+    /// assert_eq!(f.to_string(), "get(key: string) -> optional<string>");
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        Function { name: name.into(), params: Vec::new(), results: Vec::new() }
+    }
+
+    /// The same function with one more parameter.
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, ty: Type) -> Self {
+        self.params.push((name.into(), ty));
+        self
+    }
+
+    /// The same function with one more result.
+    #[must_use]
+    pub fn result(mut self, ty: Type) -> Self {
+        self.results.push(ty);
+        self
+    }
+}
+
+impl Record {
+    /// A record called `name` with no fields yet: add them with [`Record::field`].
+    pub fn new(name: impl Into<String>) -> Self {
+        Record { name: name.into(), fields: Vec::new() }
+    }
+
+    /// The same record with one more field.
+    #[must_use]
+    pub fn field(mut self, name: impl Into<String>, ty: Type) -> Self {
+        self.fields.push((name.into(), ty));
+        self
+    }
+}
+
+/// One entry of the section. Exhaustive on purpose, like [`Type`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Item {
     /// An exported function (postcard variant 0).
     Function(Function),

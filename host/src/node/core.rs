@@ -1,0 +1,880 @@
+//! The particle loop shared by nodes and applications: transport events in, one actor per
+//! particle id, interpreter runs, calls, and sends to the next peers.
+//!
+//! ```text
+//! transport thread --sink--> event queue --> dispatcher task --> actor (one per particle id)
+//!                                                                  |  run the interpreter (blocking pool)
+//!                                                                  |  call requests -> Handler (concurrent tasks)
+//!                                                                  |  next peers -> send tasks (lookup + dial when needed)
+//! ```
+//!
+//! What a node and an application differ in is the [`Handler`] that answers call requests
+//! (builtins and services on a node; `getDataSrv`, `return`, ... in an application) and whether
+//! a DHT is there to find peers.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use smol::Timer;
+use smol::channel::{Receiver, Sender, TrySendError};
+use smol::future::FutureExt as _;
+use smol::lock::Semaphore;
+use weft_abi::transport::{Event, EventKind, EventSink};
+use weft_abi::air::Interpreter as _;
+use weft_abi::dht::Dht as _;
+use weft_abi::{ErrorCode, air, dht, transport};
+
+use super::Limits;
+use crate::identity::Identity;
+use crate::particle::{self, Particle};
+use crate::services::Tetraplet;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The particle a call comes from.
+#[derive(Debug, Clone)]
+pub struct ParticleInfo {
+    /// Its id.
+    pub id: String,
+    /// The peer that started it.
+    pub init_peer_id: String,
+    /// Its timestamp, ms.
+    pub timestamp: u64,
+    /// Its ttl, ms.
+    pub ttl: u32,
+}
+
+impl ParticleInfo {
+    /// When it expires, ms since the Unix epoch.
+    pub fn deadline(&self) -> u64 {
+        self.timestamp.saturating_add(u64::from(self.ttl))
+    }
+}
+
+/// One call request of the interpreter, for a [`Handler`].
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The particle.
+    pub particle: Arc<ParticleInfo>,
+    /// The service (id, alias or builtin name).
+    pub service: String,
+    /// The function.
+    pub function: String,
+    /// The arguments.
+    pub args: Vec<Value>,
+    /// Where each argument came from.
+    pub tetraplets: Vec<Vec<Tetraplet>>,
+}
+
+/// A failed call: what AIR sees as the call's error (`ret_code`, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// Non-zero.
+    pub ret_code: i64,
+    /// One line.
+    pub message: String,
+}
+
+impl CallError {
+    /// A failure with ret_code 1.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { ret_code: 1, message: message.into() }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for CallError {
+    fn from(e: E) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+/// What a handler returns.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
+
+/// Answers the call requests of particles on this peer.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one call. Runs concurrently with other calls; blocking work belongs in
+    /// `smol::unblock`.
+    fn call(&self, core: &Arc<Core>, call: Call) -> CallFuture;
+}
+
+/// Counters of what the particle loop did. Read with [`Core::stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    accepted: AtomicU64,
+    dropped_oversized: AtomicU64,
+    dropped_malformed: AtomicU64,
+    dropped_signature: AtomicU64,
+    dropped_expired: AtomicU64,
+    dropped_duplicate: AtomicU64,
+    dropped_limit: AtomicU64,
+    interpreter_runs: AtomicU64,
+    interpreter_errors: AtomicU64,
+    calls: AtomicU64,
+    sent: AtomicU64,
+    send_failed: AtomicU64,
+}
+
+/// A snapshot of the particle loop's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Particle messages received.
+    pub received: u64,
+    /// Accepted and handed to an actor.
+    pub accepted: u64,
+    /// Dropped: larger than `max_particle_size`.
+    pub dropped_oversized: u64,
+    /// Dropped: not a particle.
+    pub dropped_malformed: u64,
+    /// Dropped: bad signature or init peer id.
+    pub dropped_signature: u64,
+    /// Dropped: expired, from the future, or a ttl above `max_ttl_ms`.
+    pub dropped_expired: u64,
+    /// Dropped: the same message again within its ttl.
+    pub dropped_duplicate: u64,
+    /// Dropped: a limit (particles in flight, per peer, an actor's queue, an id collision).
+    pub dropped_limit: u64,
+    /// Interpreter runs.
+    pub interpreter_runs: u64,
+    /// Runs that ended with a non-zero ret_code.
+    pub interpreter_errors: u64,
+    /// Calls answered (builtins and services).
+    pub calls: u64,
+    /// Particles sent to next peers.
+    pub sent: u64,
+    /// Sends that failed (peer not found, not reachable, refused).
+    pub send_failed: u64,
+    /// Transport events dropped because the event queue was full.
+    pub events_dropped: u64,
+    /// Particles in flight now.
+    pub particles: u64,
+}
+
+/// Message hashes seen, each until its particle's deadline.
+#[derive(Debug, Default)]
+struct Seen {
+    by_hash: HashMap<[u8; 32], u64>,
+    by_deadline: BTreeSet<(u64, [u8; 32])>,
+}
+
+impl Seen {
+    fn purge(&mut self, now: u64) {
+        while let Some(&(deadline, hash)) = self.by_deadline.first() {
+            if deadline > now {
+                break;
+            }
+            self.by_deadline.pop_first();
+            self.by_hash.remove(&hash);
+        }
+    }
+
+    /// `false` when the hash was already there.
+    fn insert(&mut self, hash: [u8; 32], deadline: u64, now: u64, cap: usize) -> bool {
+        self.purge(now);
+        if self.by_hash.contains_key(&hash) {
+            return false;
+        }
+        while self.by_hash.len() >= cap.max(1) {
+            // full: forget the one that expires first
+            let Some((d, h)) = self.by_deadline.pop_first() else { break };
+            let _ = d;
+            self.by_hash.remove(&h);
+        }
+        self.by_hash.insert(hash, deadline);
+        self.by_deadline.insert((deadline, hash));
+        true
+    }
+
+    fn contains(&self, hash: &[u8; 32]) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+}
+
+enum Msg {
+    Particle(Particle),
+    Result(air::CallResult),
+}
+
+struct Entry {
+    tx: Sender<Msg>,
+    init_peer_id: String,
+    signature: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Actors {
+    by_id: HashMap<String, Entry>,
+    per_peer: HashMap<String, usize>,
+}
+
+type Waiter = Sender<Result<(), String>>;
+
+/// What the node knows about its connections.
+#[derive(Default)]
+struct Net {
+    connected: HashMap<String, String>,
+    waiters: HashMap<String, Vec<Waiter>>,
+    listening: Vec<String>,
+    rtt: HashMap<String, Duration>,
+}
+
+/// The sink a transport reports to: a bounded queue into the dispatcher.
+struct Bridge {
+    tx: Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSink for Bridge {
+    fn event(&self, event: Event) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// The sink and its queue, made before the transport (which needs the sink).
+pub(crate) struct EventQueue {
+    sink: Option<transport::Sink>,
+    rx: Receiver<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, rx) = smol::channel::bounded(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = transport::Sink::new(Bridge { tx, dropped: Arc::clone(&dropped) });
+        Self { sink: Some(sink), rx, dropped }
+    }
+
+    /// The sink to give the transport constructor (once).
+    pub(crate) fn take_sink(&mut self) -> transport::Sink {
+        self.sink.take().expect("the sink is taken once")
+    }
+}
+
+/// The particle loop of one peer.
+pub struct Core {
+    identity: Identity,
+    secret: Vec<u8>,
+    transport: transport::Loaded,
+    dht: Option<dht::Loaded>,
+    air: Arc<air::Loaded>,
+    limits: Limits,
+    handler: Arc<dyn Handler>,
+    // Weak: the executor's tasks hold the core, so the core must not hold the executor (the
+    // owner drops the executor at shutdown, which drops every task and then the core).
+    ex: std::sync::Weak<smol::Executor<'static>>,
+    counters: Counters,
+    events_dropped: Arc<AtomicU64>,
+    actors: Mutex<Actors>,
+    seen: Mutex<Seen>,
+    net: Mutex<Net>,
+    calls: Semaphore,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("peer_id", &self.identity.peer_id()).finish_non_exhaustive()
+    }
+}
+
+/// `addr/p2p/peer`, unless it already names a peer.
+pub fn with_p2p(addr: &str, peer: &str) -> String {
+    if addr.contains("/p2p/") { addr.to_owned() } else { format!("{addr}/p2p/{peer}") }
+}
+
+/// The peer id at the end of `…/p2p/<id>`, if any.
+pub fn p2p_of(addr: &str) -> Option<&str> {
+    addr.rsplit_once("/p2p/").map(|(_, id)| id).filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+impl Core {
+    /// Starts the loop: spawns the dispatcher on `ex`.
+    pub(crate) fn start(
+        identity: Identity,
+        transport: transport::Loaded,
+        dht: Option<dht::Loaded>,
+        air: air::Loaded,
+        limits: Limits,
+        handler: Arc<dyn Handler>,
+        ex: Arc<smol::Executor<'static>>,
+        events: EventQueue,
+    ) -> Arc<Self> {
+        let calls = Semaphore::new(limits.max_concurrent_calls.max(1));
+        let core = Arc::new(Core {
+            secret: identity.secret().to_vec(),
+            identity,
+            transport,
+            dht,
+            air: Arc::new(air),
+            limits,
+            handler,
+            ex: Arc::downgrade(&ex),
+            counters: Counters::default(),
+            events_dropped: events.dropped,
+            actors: Mutex::default(),
+            seen: Mutex::default(),
+            net: Mutex::default(),
+            calls,
+        });
+        let weak = Arc::downgrade(&core);
+        let rx = events.rx;
+        ex.spawn(async move {
+            while let Ok(event) = rx.recv().await {
+                let Some(core) = weak.upgrade() else { break };
+                core.on_event(event);
+            }
+        })
+        .detach();
+        core
+    }
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> &str {
+        self.identity.peer_id()
+    }
+
+    /// This peer's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &transport::Loaded {
+        &self.transport
+    }
+
+    /// The DHT, when the node has one.
+    pub fn dht(&self) -> Option<&dht::Loaded> {
+        self.dht.as_ref()
+    }
+
+    /// Runs `future` on the loop's executor (nothing happens once the loop has stopped).
+    pub fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        if let Some(ex) = self.ex.upgrade() {
+            ex.spawn(future).detach();
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            received: g(&c.received),
+            accepted: g(&c.accepted),
+            dropped_oversized: g(&c.dropped_oversized),
+            dropped_malformed: g(&c.dropped_malformed),
+            dropped_signature: g(&c.dropped_signature),
+            dropped_expired: g(&c.dropped_expired),
+            dropped_duplicate: g(&c.dropped_duplicate),
+            dropped_limit: g(&c.dropped_limit),
+            interpreter_runs: g(&c.interpreter_runs),
+            interpreter_errors: g(&c.interpreter_errors),
+            calls: g(&c.calls),
+            sent: g(&c.sent),
+            send_failed: g(&c.send_failed),
+            events_dropped: g(&self.events_dropped),
+            particles: lock(&self.actors).by_id.len() as u64,
+        }
+    }
+
+    /// The addresses the transport reported listening on (without `/p2p/`).
+    pub fn listening(&self) -> Vec<String> {
+        lock(&self.net).listening.clone()
+    }
+
+    /// Whether a connection to `peer` is open.
+    pub fn is_connected(&self, peer: &str) -> bool {
+        lock(&self.net).connected.contains_key(peer)
+    }
+
+    /// The peers with an open connection.
+    pub fn connected_peers(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.net).connected.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The last ping round trip to `peer`, when the transport measures it.
+    pub fn rtt(&self, peer: &str) -> Option<Duration> {
+        lock(&self.net).rtt.get(peer).copied()
+    }
+
+    fn on_event(self: &Arc<Self>, event: Event) {
+        match event.kind {
+            EventKind::MESSAGE => self.on_message(&event.peer, &event.payload),
+            EventKind::CONNECTED => {
+                tracing::debug!(peer = %event.peer, address = %event.address, "connected");
+                let waiters = {
+                    let mut net = lock(&self.net);
+                    net.connected.insert(event.peer.clone(), event.address);
+                    net.waiters.remove(&event.peer).unwrap_or_default()
+                };
+                for w in waiters {
+                    let _ = w.try_send(Ok(()));
+                }
+            }
+            EventKind::DISCONNECTED => {
+                tracing::debug!(peer = %event.peer, "disconnected");
+                lock(&self.net).connected.remove(&event.peer);
+            }
+            EventKind::LISTENING => {
+                tracing::info!(address = %event.address, "listening");
+                let mut net = lock(&self.net);
+                if !net.listening.contains(&event.address) {
+                    net.listening.push(event.address);
+                }
+            }
+            EventKind::DIAL_FAILED => {
+                let reason = String::from_utf8_lossy(&event.payload).into_owned();
+                tracing::info!(peer = %event.peer, address = %event.address, "dial failed: {reason}");
+                let waiters = lock(&self.net).waiters.get(&event.peer).cloned().unwrap_or_default();
+                for w in waiters {
+                    let _ = w.try_send(Err(reason.clone()));
+                }
+            }
+            EventKind::PING => {
+                if let Ok(ns) = <[u8; 8]>::try_from(event.payload.as_slice()) {
+                    lock(&self.net).rtt.insert(event.peer, Duration::from_nanos(u64::from_le_bytes(ns)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_message(self: &Arc<Self>, from: &str, payload: &[u8]) {
+        let c = &self.counters;
+        self.count(&c.received);
+        let particle = match Particle::decode(payload, self.limits.max_particle_size) {
+            Ok(p) => p,
+            Err(e) => {
+                let counter = if matches!(e, particle::Error::TooLarge { .. }) {
+                    &c.dropped_oversized
+                } else {
+                    &c.dropped_malformed
+                };
+                self.count(counter);
+                tracing::info!(from, "dropped a message: {e}");
+                return;
+            }
+        };
+        let now = now_ms();
+        if let Err(e) = particle.check_time(now, self.limits.max_ttl_ms, self.limits.max_clock_skew_ms) {
+            self.count(&c.dropped_expired);
+            tracing::info!(from, "dropped: {e}");
+            return;
+        }
+        let hash = *blake3::hash(payload).as_bytes();
+        if lock(&self.seen).contains(&hash) {
+            self.count(&c.dropped_duplicate);
+            tracing::debug!(from, particle = %particle.id, "dropped a duplicate");
+            return;
+        }
+        if let Err(e) = particle.verify() {
+            self.count(&c.dropped_signature);
+            tracing::info!(from, "dropped: {e}");
+            return;
+        }
+        if !lock(&self.seen).insert(hash, particle.deadline(), now, self.limits.max_seen) {
+            self.count(&c.dropped_duplicate);
+            return;
+        }
+        self.route(particle);
+    }
+
+    /// Hands a checked particle to its actor, starting one when there is none.
+    fn route(self: &Arc<Self>, particle: Particle) {
+        let c = &self.counters;
+        let mut actors = lock(&self.actors);
+        if let Some(entry) = actors.by_id.get(&particle.id) {
+            if entry.init_peer_id != particle.init_peer_id || entry.signature != particle.signature {
+                drop(actors);
+                self.count(&c.dropped_limit);
+                tracing::info!(particle = %particle.id, "dropped: another particle with this id is in flight");
+                return;
+            }
+            match entry.tx.try_send(Msg::Particle(particle)) {
+                Ok(()) => self.count(&c.accepted),
+                Err(e) => {
+                    drop(actors);
+                    self.count(&c.dropped_limit);
+                    let Msg::Particle(p) = e.into_inner() else { return };
+                    tracing::info!(particle = %p.id, "dropped: its actor's queue of {} is full", self.limits.actor_queue);
+                }
+            }
+            return;
+        }
+        if actors.by_id.len() >= self.limits.max_particles {
+            drop(actors);
+            self.count(&c.dropped_limit);
+            tracing::warn!(particle = %particle.id, "dropped: {} particles in flight (max_particles)", self.limits.max_particles);
+            return;
+        }
+        let mine = actors.per_peer.get(&particle.init_peer_id).copied().unwrap_or(0);
+        if mine >= self.limits.max_particles_per_peer {
+            drop(actors);
+            self.count(&c.dropped_limit);
+            tracing::warn!(
+                particle = %particle.id, init_peer = %particle.init_peer_id,
+                "dropped: {mine} particles of this init peer in flight (max_particles_per_peer)"
+            );
+            return;
+        }
+        let (tx, rx) = smol::channel::bounded(self.limits.actor_queue.max(1));
+        actors.by_id.insert(
+            particle.id.clone(),
+            Entry { tx: tx.clone(), init_peer_id: particle.init_peer_id.clone(), signature: particle.signature.clone() },
+        );
+        *actors.per_peer.entry(particle.init_peer_id.clone()).or_insert(0) += 1;
+        drop(actors);
+        self.count(&c.accepted);
+        let core = Arc::clone(self);
+        self.spawn(async move { core.actor(particle, tx, rx).await });
+    }
+
+    /// Starts a particle made on this peer (an application's, or a node's own): its actor runs
+    /// the script first with empty data.
+    pub fn start_particle(self: &Arc<Self>, particle: Particle) {
+        self.route(particle);
+    }
+
+    fn remove_actor(&self, id: &str, init_peer_id: &str) {
+        let mut actors = lock(&self.actors);
+        actors.by_id.remove(id);
+        if let Some(n) = actors.per_peer.get_mut(init_peer_id) {
+            *n -= 1;
+            if *n == 0 {
+                actors.per_peer.remove(init_peer_id);
+            }
+        }
+    }
+
+    async fn actor(self: Arc<Self>, first: Particle, tx: Sender<Msg>, rx: Receiver<Msg>) {
+        let info = Arc::new(ParticleInfo {
+            id: first.id.clone(),
+            init_peer_id: first.init_peer_id.clone(),
+            timestamp: first.timestamp,
+            ttl: first.ttl,
+        });
+        let left = info.deadline().saturating_sub(now_ms());
+        let deadline = Instant::now() + Duration::from_millis(left);
+        // the particle without its data: what every send re-encodes with the new data
+        let mut shell = first;
+        let mut incoming: VecDeque<Vec<u8>> = VecDeque::from([std::mem::take(&mut shell.data)]);
+        let mut prev = Vec::new();
+        let mut results: Vec<air::CallResult> = Vec::new();
+        loop {
+            while !incoming.is_empty() || !results.is_empty() {
+                let data = incoming.pop_front().unwrap_or_default();
+                let batch = std::mem::take(&mut results);
+                match self.step(&info, &mut shell, std::mem::take(&mut prev), data, batch, &tx, deadline).await {
+                    Some(data) => prev = data,
+                    None => {
+                        self.remove_actor(&info.id, &info.init_peer_id);
+                        return;
+                    }
+                }
+                while let Ok(msg) = rx.try_recv() {
+                    match msg {
+                        Msg::Particle(p) => incoming.push_back(p.data),
+                        Msg::Result(r) => results.push(r),
+                    }
+                }
+            }
+            let next = async { rx.recv().await.ok() }
+                .or(async {
+                    Timer::at(deadline).await;
+                    None
+                })
+                .await;
+            match next {
+                Some(Msg::Particle(p)) => incoming.push_back(p.data),
+                Some(Msg::Result(r)) => results.push(r),
+                None => break,
+            }
+        }
+        tracing::debug!(particle = %info.id, "expired; actor done");
+        self.remove_actor(&info.id, &info.init_peer_id);
+    }
+
+    /// One interpreter run and what follows from it. Returns the new data, `None` when the
+    /// interpreter itself failed (the particle cannot go on here).
+    #[allow(clippy::too_many_arguments)]
+    async fn step(
+        self: &Arc<Self>,
+        info: &Arc<ParticleInfo>,
+        shell: &mut Particle,
+        prev: Vec<u8>,
+        current: Vec<u8>,
+        call_results: Vec<air::CallResult>,
+        tx: &Sender<Msg>,
+        deadline: Instant,
+    ) -> Option<Vec<u8>> {
+        let request = air::Request {
+            script: shell.script.clone(),
+            prev_data: prev,
+            current_data: current,
+            params: air::RunParams {
+                init_peer_id: info.init_peer_id.clone(),
+                current_peer_id: self.peer_id().to_owned(),
+                particle_id: info.id.clone(),
+                timestamp: info.timestamp,
+                ttl: info.ttl,
+                signing_key: self.secret.clone(),
+            },
+            call_results,
+        };
+        let interpreter = Arc::clone(&self.air);
+        let outcome = smol::unblock(move || interpreter.run(request)).await;
+        self.count(&self.counters.interpreter_runs);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                self.count(&self.counters.interpreter_errors);
+                tracing::error!(particle = %info.id, "the interpreter failed; dropping the particle here: {e}");
+                return None;
+            }
+        };
+        if outcome.ret_code != 0 {
+            self.count(&self.counters.interpreter_errors);
+            tracing::info!(particle = %info.id, code = outcome.ret_code, "air: {}", outcome.error_message);
+        }
+        let me = self.peer_id();
+        let peers: Vec<String> = outcome.next_peers.into_iter().filter(|p| p.as_str() != me).collect();
+        if !peers.is_empty() {
+            shell.data = outcome.data;
+            let bytes = shell.encode();
+            let data = std::mem::take(&mut shell.data);
+            for peer in peers {
+                let core = Arc::clone(self);
+                let bytes = bytes.clone();
+                let id = info.id.clone();
+                self.spawn(async move { core.send_particle(&id, &peer, bytes).await });
+            }
+            self.spawn_calls(info, outcome.call_requests, tx, deadline);
+            return Some(data);
+        }
+        self.spawn_calls(info, outcome.call_requests, tx, deadline);
+        Some(outcome.data)
+    }
+
+    fn spawn_calls(
+        self: &Arc<Self>,
+        info: &Arc<ParticleInfo>,
+        requests: Vec<air::CallRequest>,
+        tx: &Sender<Msg>,
+        deadline: Instant,
+    ) {
+        for request in requests {
+            let core = Arc::clone(self);
+            let tx = tx.clone();
+            let info = Arc::clone(info);
+            self.spawn(async move {
+                let id = request.id;
+                let result = core.answer(info, request, deadline).await;
+                core.count(&core.counters.calls);
+                let (ret_code, result) = match result {
+                    Ok(v) => (0, v.to_string()),
+                    Err(e) => (e.ret_code, Value::String(e.message).to_string()),
+                };
+                let _ = tx.send(Msg::Result(air::CallResult { id, ret_code, result })).await;
+            });
+        }
+    }
+
+    async fn answer(
+        self: &Arc<Self>,
+        particle: Arc<ParticleInfo>,
+        request: air::CallRequest,
+        deadline: Instant,
+    ) -> Result<Value, CallError> {
+        let args: Vec<Value> = serde_json::from_str(&request.arguments)
+            .map_err(|e| CallError::new(format!("the interpreter gave malformed arguments: {e}")))?;
+        let tetraplets: Vec<Vec<Tetraplet>> = serde_json::from_str(&request.tetraplets).unwrap_or_default();
+        let call = Call { particle, service: request.service_id, function: request.function_name, args, tetraplets };
+        let _permit = self.calls.acquire().await;
+        let service = call.service.clone();
+        let function = call.function.clone();
+        self.handler
+            .call(self, call)
+            .or(async move {
+                Timer::at(deadline).await;
+                Err(CallError::new(format!("{service}.{function}: the particle expired before the call returned")))
+            })
+            .await
+    }
+
+    async fn send_particle(self: Arc<Self>, id: &str, peer: &str, bytes: Vec<u8>) {
+        match self.deliver(peer, bytes).await {
+            Ok(()) => self.count(&self.counters.sent),
+            Err(e) => {
+                self.count(&self.counters.send_failed);
+                tracing::warn!(particle = %id, "cannot send to {peer}: {e}");
+            }
+        }
+    }
+
+    /// Sends bytes to a peer: directly when connected, else after finding it in the DHT and
+    /// dialling it.
+    ///
+    /// # Errors
+    /// One line: not found, unreachable, refused by the transport.
+    pub async fn deliver(self: &Arc<Self>, peer: &str, bytes: Vec<u8>) -> Result<(), String> {
+        if bytes.len() > self.limits.max_particle_size {
+            return Err(format!(
+                "the particle is {} bytes, more than max_particle_size = {}",
+                bytes.len(),
+                self.limits.max_particle_size
+            ));
+        }
+        if !self.is_connected(peer) {
+            self.connect(peer, &[]).await?;
+        }
+        self.transport.send(peer, bytes).map_err(|e| e.to_string())
+    }
+
+    /// Connects to `peer`: at `addrs` when given, else at the addresses the DHT finds. Waits
+    /// until the connection is open.
+    ///
+    /// # Errors
+    /// One line: no DHT, not found, every dial failed, timeout.
+    pub async fn connect(self: &Arc<Self>, peer: &str, addrs: &[String]) -> Result<(), String> {
+        if self.is_connected(peer) {
+            return Ok(());
+        }
+        if weft_abi::peer_id::public_key_from_peer_id(peer).is_none() {
+            return Err(format!("{peer:?} is not a peer id"));
+        }
+        let addrs: Vec<String> = if addrs.is_empty() {
+            let Some(_) = &self.dht else {
+                return Err(format!("not connected to {peer}, and there is no dht to find it"));
+            };
+            let core = Arc::clone(self);
+            let target = peer.to_owned();
+            let timeout = Duration::from_millis(self.limits.lookup_timeout_ms);
+            let found = smol::unblock(move || core.dht.as_ref().map(|d| d.find_peer(&target, timeout))).await;
+            match found {
+                Some(Ok(a)) if !a.is_empty() => a,
+                Some(Ok(_)) => return Err(format!("the dht knows no address of {peer}")),
+                Some(Err(e)) => return Err(format!("cannot find {peer} in the dht: {e}")),
+                None => return Err("no dht".into()),
+            }
+        } else {
+            addrs.to_vec()
+        };
+        let (wtx, wrx) = smol::channel::bounded(addrs.len() + 1);
+        lock(&self.net).waiters.entry(peer.to_owned()).or_default().push(wtx);
+        if self.is_connected(peer) {
+            return Ok(());
+        }
+        let mut failures = 0usize;
+        let mut last = String::new();
+        for addr in &addrs {
+            if let Err(e) = self.transport.dial(&with_p2p(addr, peer)) {
+                failures += 1;
+                last = e.to_string();
+            }
+        }
+        let timeout = Duration::from_millis(self.limits.connect_timeout_ms);
+        let until = Instant::now() + timeout;
+        while failures < addrs.len() {
+            let got = async { wrx.recv().await.ok() }
+                .or(async {
+                    Timer::at(until).await;
+                    None
+                })
+                .await;
+            match got {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(reason)) => {
+                    failures += 1;
+                    last = reason;
+                }
+                None => {
+                    return if self.is_connected(peer) {
+                        Ok(())
+                    } else {
+                        Err(format!("no connection to {peer} within {} ms", timeout.as_millis()))
+                    };
+                }
+            }
+        }
+        if self.is_connected(peer) {
+            return Ok(());
+        }
+        Err(format!("cannot connect to {peer} at {}: {last}", addrs.join(", ")))
+    }
+
+    /// Stops the transport: no more events, no more sends.
+    pub(crate) fn shutdown(&self) {
+        if let Err(e) = self.transport.shutdown() {
+            tracing::warn!("transport shutdown: {e}");
+        }
+    }
+
+    /// Whether an error from `transport.send` means "not connected".
+    pub fn is_not_connected(e: &weft_abi::Error) -> bool {
+        e.code() == ErrorCode::NOT_FOUND
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_forgets_at_the_deadline_and_when_full() {
+        let mut s = Seen::default();
+        assert!(s.insert([1; 32], 100, 0, 2));
+        assert!(!s.insert([1; 32], 100, 50, 2));
+        assert!(s.insert([2; 32], 200, 50, 2));
+        // full: the first to expire goes
+        assert!(s.insert([3; 32], 300, 60, 2));
+        assert!(!s.contains(&[1; 32]));
+        assert!(s.contains(&[2; 32]) && s.contains(&[3; 32]));
+        // expired ones go at the next insert
+        assert!(s.insert([4; 32], 400, 250, 10));
+        assert!(!s.contains(&[2; 32]));
+    }
+
+    #[test]
+    fn p2p_suffixes() {
+        assert_eq!(p2p_of("/ip4/1.2.3.4/tcp/1/p2p/12D3x"), Some("12D3x"));
+        assert_eq!(p2p_of("/ip4/1.2.3.4/tcp/1"), None);
+        assert_eq!(with_p2p("/memory/1", "P"), "/memory/1/p2p/P");
+        assert_eq!(with_p2p("/memory/1/p2p/P", "P"), "/memory/1/p2p/P");
+    }
+}

@@ -1,0 +1,53 @@
+//! Limits set in the config: message size at both ends, the per-peer queue.
+
+use std::net::TcpListener;
+
+use weft_abi::ErrorCode;
+use weft_abi::dht::Dht as _;
+use weft_abi::transport::{EventKind, Transport as _};
+
+use super::{Peer, TCP};
+
+#[test]
+fn oversized_messages_are_refused_at_the_sender() {
+    let a = Peer::new("max_message_size = 1024", TCP);
+    let b = Peer::new("", TCP);
+    a.connect(&b);
+    let e = a.t.send(&b.id, vec![0; 1025]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::LIMIT);
+    assert!(e.message().contains("1025") && e.message().contains("max_message_size"), "{e}");
+    a.t.send(&b.id, vec![9; 1024]).unwrap();
+    assert_eq!(b.message_from(&a), vec![9; 1024]);
+}
+
+#[test]
+fn a_receiver_never_accepts_more_than_its_own_limit() {
+    let a = Peer::new("", TCP);
+    let b = Peer::new("max_message_size = 1000", TCP);
+    a.connect(&b);
+    a.t.send(&b.id, vec![1; 5000]).unwrap(); // fine for a, too large for b
+    a.t.send(&b.id, b"small".to_vec()).unwrap();
+    assert_eq!(b.message_from(&a), b"small", "the oversized message was dropped, the next one arrived");
+    assert!(!b.events.has(|e| e.kind == EventKind::MESSAGE), "nothing else arrived");
+    // The connection survived the refused stream.
+    assert!(b.t.connected_peers().contains(&a.id));
+    b.t.send(&a.id, b"still connected".to_vec()).unwrap();
+    assert_eq!(a.message_from(&b), b"still connected");
+}
+
+#[test]
+fn a_full_queue_is_a_limit_error() {
+    // A peer whose address accepts TCP connections and never answers: messages stay queued.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let a = Peer::new("queue_len = 3", TCP);
+    let silent = weft_abi::peer_id::peer_id_from_secret(&super::seed()); // no node has it
+    a.dht.add_address(&silent, &format!("/ip4/127.0.0.1/tcp/{port}")).unwrap();
+    for i in 0..3u8 {
+        a.t.send(&silent, vec![i]).unwrap_or_else(|e| panic!("message {i}: {e}"));
+    }
+    let e = a.t.send(&silent, vec![3]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::LIMIT, "{e}");
+    assert!(e.message().contains("queue") && e.message().contains("queue_len"), "{e}");
+    drop(hole);
+}
