@@ -110,6 +110,7 @@ pub struct Run {
 enum Outcome {
     Value(Value),
     Error(String),
+    Air(i64, String),
 }
 
 struct RunState {
@@ -136,6 +137,13 @@ fn as_one(args: Vec<Value>) -> Value {
 }
 
 impl Handler for ClientHandler {
+    fn outcome(&self, particle: &crate::node::ParticleInfo, ret_code: i64, error_message: &str) {
+        // an error in the client's own part of the script: it cannot return any more
+        if ret_code != 0 {
+            self.finish(&particle.id, Outcome::Air(ret_code, error_message.to_owned()));
+        }
+    }
+
     fn call(&self, core: &Arc<Core>, call: Call) -> CallFuture {
         let result = match (call.service.as_str(), call.function.as_str()) {
             ("getDataSrv", "-relay-") => Ok(json!(self.relay)),
@@ -294,6 +302,7 @@ impl Client {
         match got {
             Some(Outcome::Value(value)) => Ok(Run { value, particle_id: id, elapsed: start.elapsed() }),
             Some(Outcome::Error(e)) => Err(Error::Script(e)),
+            Some(Outcome::Air(code, message)) => Err(Error::Air { code, message }),
             None => {
                 let after = self.core.stats();
                 let hint = if after.send_failed > before.send_failed {

@@ -7,6 +7,7 @@
 //! files = []                         # extra plugin libraries, by path
 //! storage = "sled"                   # which plugin serves each kind (storage defaults to sled)
 //! # air = "air"
+//! # effectors = ["sqlite", "kv"]  # effector plugins offered (default: every one found)
 //!
 //! [plugins.config.sled]              # passed to the plugin's constructor as TOML text
 //! cache_capacity_bytes = 67108864

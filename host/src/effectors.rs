@@ -173,9 +173,9 @@ pub fn load(setup: &Setup, store: &Store) -> Result<Capabilities, Error> {
 /// [`Error::Plugin`] if it cannot say what it offers, [`Error::BadCapability`] for a capability
 /// with a bad name, imports, no functions or a duplicate name.
 pub fn bridge(plugin: &str, effector: Arc<dyn Effector>, store: &Store) -> Result<Vec<Arc<dyn Capability>>, Error> {
-    let declared =
-        effector.capabilities().map_err(|source| Error::Plugin { plugin: plugin.to_owned(), source })?;
-    let bad = |name: &str, reason: String| Error::BadCapability { plugin: plugin.to_owned(), name: name.into(), reason };
+    let declared = effector.capabilities().map_err(|source| Error::Plugin { plugin: plugin.to_owned(), source })?;
+    let bad =
+        |name: &str, reason: String| Error::BadCapability { plugin: plugin.to_owned(), name: name.into(), reason };
     let mut out: Vec<Arc<dyn Capability>> = Vec::new();
     for (i, c) in declared.into_iter().enumerate() {
         let ok = !c.name.is_empty()
@@ -234,7 +234,11 @@ fn message(e: &weft_abi::Error) -> String {
         text.truncate(end);
         text.push_str("...");
     }
-    if e.code() == ErrorCode::PANIC || e.code() == ErrorCode::OTHER { text } else { format!("{} ({})", text, e.code().name()) }
+    if e.code() == ErrorCode::PANIC || e.code() == ErrorCode::OTHER {
+        text
+    } else {
+        format!("{} ({})", text, e.code().name())
+    }
 }
 
 impl Capability for PluginCapability {
@@ -458,7 +462,8 @@ impl StateBackend for ScopedState<'_> {
                 usage.bytes
             )));
         }
-        let mut batch: Vec<Op> = ops.iter().map(|op| Op { key: self.data_key(&op.key), value: op.value.clone() }).collect();
+        let mut batch: Vec<Op> =
+            ops.iter().map(|op| Op { key: self.data_key(&op.key), value: op.value.clone() }).collect();
         let mut counter = usage.keys.to_le_bytes().to_vec();
         counter.extend_from_slice(&usage.bytes.to_le_bytes());
         batch.push(Op::put(self.usage_key(), counter));

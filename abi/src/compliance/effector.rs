@@ -310,6 +310,9 @@ impl Sample {
     }
 }
 
+/// Whether the results of a probe's `read` show a marker.
+pub type Seen = Box<dyn Fn(&[u8], &str) -> bool>;
+
 /// How to see per-service state in a stateful effector: `write(marker)` stores something that
 /// depends on `marker`, and `seen(results of read, marker)` says whether a `read` shows it.
 #[allow(missing_debug_implementations)]
@@ -319,7 +322,7 @@ pub struct StateProbe {
     /// A call that shows what the calling service stored.
     pub read: Sample,
     /// Whether `read`'s results show `marker`.
-    pub seen: Box<dyn Fn(&[u8], &str) -> bool>,
+    pub seen: Seen,
 }
 
 /// What the suite needs from a plugin.

@@ -61,7 +61,10 @@ impl Effector for Counter {
             Capability::new("counter")
                 .record(Record::new("count").field("error", Type::optional(Type::String)).field("value", Type::S64))
                 .function(
-                    Function::new("add").param("name", Type::String).param("delta", Type::S64).result(Type::record("count")),
+                    Function::new("add")
+                        .param("name", Type::String)
+                        .param("delta", Type::S64)
+                        .result(Type::record("count")),
                 )
                 .function(Function::new("get").param("name", Type::String).result(Type::S64)),
         ])

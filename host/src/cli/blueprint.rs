@@ -151,6 +151,9 @@ fn show(options: &Options, text: &str) -> Result<()> {
         if !c.capabilities.is_empty() {
             println!("  capabilities {}", c.capabilities.iter().cloned().collect::<Vec<_>>().join(", "));
         }
+        for (cap, config) in &c.capability_config {
+            println!("  config       {cap} {config}");
+        }
     }
     Ok(())
 }

@@ -36,8 +36,15 @@ pub fn run(options: &Options) -> Result<()> {
     println!("in use:");
     for kind in Kind::ALL {
         if kind == Kind::EFFECTOR {
-            let names = registry.providers().remove(&kind).unwrap_or_default();
-            let line = if names.is_empty() { "none found".to_owned() } else { names.join(", ") };
+            // Every effector found serves, unless [plugins] effectors lists the ones to use.
+            let line = match &setup.config.plugins.effectors {
+                Some(names) if names.is_empty() => "none (configured)".to_owned(),
+                Some(names) => format!("{} (configured)", names.join(", ")),
+                None => {
+                    let names = registry.providers().remove(&kind).unwrap_or_default();
+                    if names.is_empty() { "none found".to_owned() } else { format!("{} (all found)", names.join(", ")) }
+                }
+            };
             println!("  {:<10} {line}", kind.name());
             continue;
         }

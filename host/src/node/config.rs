@@ -24,6 +24,8 @@ pub struct Config {
     pub owner: Option<String>,
     /// Threads of the particle loop (default: the number of cores, at least 2).
     pub workers: Option<usize>,
+    /// How often the node refreshes its DHT routing table and re-dials bootstrap peers it lost, ms.
+    pub dht_refresh_ms: u64,
     /// Limits.
     pub limits: Limits,
 }
@@ -35,6 +37,7 @@ impl Default for Config {
             bootstrap: Vec::new(),
             owner: None,
             workers: None,
+            dht_refresh_ms: 300_000,
             limits: Limits::default(),
         }
     }
@@ -46,9 +49,9 @@ impl Default for Config {
 pub struct Limits {
     /// Largest particle message accepted or sent, bytes.
     pub max_particle_size: usize,
-    /// Particles in flight on this node at once (one actor each); more are dropped.
+    /// Particles with a running actor on this node at once; more are dropped.
     pub max_particles: usize,
-    /// Particles in flight started by one init peer; more are dropped.
+    /// Particles with a running actor started by one init peer; more are dropped.
     pub max_particles_per_peer: usize,
     /// Longest ttl accepted, ms.
     pub max_ttl_ms: u64,
@@ -56,6 +59,11 @@ pub struct Limits {
     pub max_clock_skew_ms: u64,
     /// Messages waiting for one particle's actor; more are dropped.
     pub actor_queue: usize,
+    /// How long an actor with nothing to do stays; then its data waits, dormant, for the
+    /// particle's next arrival or its deadline (ms).
+    pub actor_idle_ms: u64,
+    /// Bytes of dormant particle data kept; beyond it the first to expire is dropped.
+    pub max_dormant_bytes: usize,
     /// Transport events waiting for the particle loop; more are dropped by the sink.
     pub event_queue: usize,
     /// Service and builtin calls running at once on this node.
@@ -72,11 +80,13 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_particle_size: 16 << 20,
-            max_particles: 10_000,
-            max_particles_per_peer: 2_000,
+            max_particles: 50_000,
+            max_particles_per_peer: 20_000,
             max_ttl_ms: 3_600_000,
             max_clock_skew_ms: 60_000,
             actor_queue: 256,
+            actor_idle_ms: 1_000,
+            max_dormant_bytes: 256 << 20,
             event_queue: 16_384,
             max_concurrent_calls: 512,
             max_seen: 100_000,

@@ -112,6 +112,12 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers one call. Runs concurrently with other calls; blocking work belongs in
     /// `smol::unblock`.
     fn call(&self, core: &Arc<Core>, call: Call) -> CallFuture;
+
+    /// Sees every interpreter run's result code on this peer (0 = fine). Applications use it to
+    /// fail fast when their part of a script fails.
+    fn outcome(&self, particle: &ParticleInfo, ret_code: i64, error_message: &str) {
+        let _ = (particle, ret_code, error_message);
+    }
 }
 
 /// Counters of what the particle loop did. Read with [`Core::stats`].
@@ -130,6 +136,8 @@ struct Counters {
     calls: AtomicU64,
     sent: AtomicU64,
     send_failed: AtomicU64,
+    dormant_evicted: AtomicU64,
+    woken: AtomicU64,
 }
 
 /// A snapshot of the particle loop's counters.
@@ -163,8 +171,14 @@ pub struct Stats {
     pub send_failed: u64,
     /// Transport events dropped because the event queue was full.
     pub events_dropped: u64,
-    /// Particles in flight now.
+    /// Dormant particle data dropped to stay within `max_dormant_bytes`.
+    pub dormant_evicted: u64,
+    /// Dormant particles woken by a new arrival.
+    pub woken: u64,
+    /// Particles in flight now (with a running actor).
     pub particles: u64,
+    /// Idle particles whose data is kept until their deadline.
+    pub dormant: u64,
 }
 
 /// Message hashes seen, each until its particle's deadline.
@@ -212,16 +226,80 @@ enum Msg {
     Result(air::CallResult),
 }
 
+/// What identifies a particle's signed part: a message whose header equals one already verified
+/// needs no second signature check.
+#[derive(Clone, PartialEq, Eq)]
+struct Header {
+    init_peer_id: String,
+    timestamp: u64,
+    ttl: u32,
+    script: [u8; 32],
+    signature: Vec<u8>,
+}
+
+impl Header {
+    fn of(p: &Particle) -> Self {
+        Header {
+            init_peer_id: p.init_peer_id.clone(),
+            timestamp: p.timestamp,
+            ttl: p.ttl,
+            script: *blake3::hash(p.script.as_bytes()).as_bytes(),
+            signature: p.signature.clone(),
+        }
+    }
+}
+
 struct Entry {
     tx: Sender<Msg>,
-    init_peer_id: String,
-    signature: Vec<u8>,
+    header: Header,
+}
+
+/// A particle whose actor went idle: its data, kept until its deadline (or until the byte
+/// budget needs the room), so that a later arrival merges with what this peer did before.
+struct Dormant {
+    header: Header,
+    shell: Particle,
+    prev: Vec<u8>,
+}
+
+impl Dormant {
+    fn bytes(&self) -> usize {
+        self.prev.len() + self.shell.script.len() + 256
+    }
 }
 
 #[derive(Default)]
 struct Actors {
     by_id: HashMap<String, Entry>,
     per_peer: HashMap<String, usize>,
+    dormant: HashMap<String, Dormant>,
+    dormant_by_deadline: BTreeSet<(u64, String)>,
+    dormant_bytes: usize,
+}
+
+impl Actors {
+    fn take_dormant(&mut self, id: &str) -> Option<Dormant> {
+        let d = self.dormant.remove(id)?;
+        self.dormant_by_deadline.remove(&(d.shell.deadline(), id.to_owned()));
+        self.dormant_bytes -= d.bytes();
+        Some(d)
+    }
+
+    /// Drops dormant particles that expired, then the first to expire until `budget` holds.
+    fn purge_dormant(&mut self, now: u64, budget: usize) -> usize {
+        let mut evicted = 0;
+        while let Some((deadline, id)) = self.dormant_by_deadline.first().cloned() {
+            if deadline > now && self.dormant_bytes <= budget {
+                break;
+            }
+            if deadline > now {
+                evicted += 1;
+                tracing::warn!(particle = %id, "dropped the data of an idle particle: max_dormant_bytes is full");
+            }
+            self.take_dormant(&id);
+        }
+        evicted
+    }
 }
 
 type Waiter = Sender<Result<(), String>>;
@@ -298,6 +376,18 @@ pub struct Core {
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core").field("peer_id", &self.identity.peer_id()).finish_non_exhaustive()
+    }
+}
+
+fn empty_particle() -> Particle {
+    Particle {
+        id: String::new(),
+        init_peer_id: String::new(),
+        timestamp: 0,
+        ttl: 0,
+        script: String::new(),
+        signature: Vec::new(),
+        data: Vec::new(),
     }
 }
 
@@ -386,6 +476,10 @@ impl Core {
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
+        let (particles, dormant) = {
+            let actors = lock(&self.actors);
+            (actors.by_id.len() as u64, actors.dormant.len() as u64)
+        };
         let c = &self.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
@@ -403,7 +497,10 @@ impl Core {
             sent: g(&c.sent),
             send_failed: g(&c.send_failed),
             events_dropped: g(&self.events_dropped),
-            particles: lock(&self.actors).by_id.len() as u64,
+            dormant_evicted: g(&c.dormant_evicted),
+            woken: g(&c.woken),
+            particles,
+            dormant,
         }
     }
 
@@ -503,7 +600,16 @@ impl Core {
             tracing::debug!(from, particle = %particle.id, "dropped a duplicate");
             return;
         }
-        if let Err(e) = particle.verify() {
+        let known = {
+            let actors = lock(&self.actors);
+            let header = actors
+                .by_id
+                .get(&particle.id)
+                .map(|e| &e.header)
+                .or_else(|| actors.dormant.get(&particle.id).map(|d| &d.header));
+            header.is_some_and(|h| *h == Header::of(&particle))
+        };
+        if !known && let Err(e) = particle.verify() {
             self.count(&c.dropped_signature);
             tracing::info!(from, "dropped: {e}");
             return;
@@ -515,12 +621,14 @@ impl Core {
         self.route(particle);
     }
 
-    /// Hands a checked particle to its actor, starting one when there is none.
+    /// Hands a checked particle to its actor, starting one (or waking a dormant one) when
+    /// there is none.
     fn route(self: &Arc<Self>, particle: Particle) {
         let c = &self.counters;
+        let header = Header::of(&particle);
         let mut actors = lock(&self.actors);
         if let Some(entry) = actors.by_id.get(&particle.id) {
-            if entry.init_peer_id != particle.init_peer_id || entry.signature != particle.signature {
+            if entry.header != header {
                 drop(actors);
                 self.count(&c.dropped_limit);
                 tracing::info!(particle = %particle.id, "dropped: another particle with this id is in flight");
@@ -535,6 +643,12 @@ impl Core {
                     tracing::info!(particle = %p.id, "dropped: its actor's queue of {} is full", self.limits.actor_queue);
                 }
             }
+            return;
+        }
+        if actors.dormant.get(&particle.id).is_some_and(|d| d.header != header) {
+            drop(actors);
+            self.count(&c.dropped_limit);
+            tracing::info!(particle = %particle.id, "dropped: another particle with this id was here");
             return;
         }
         if actors.by_id.len() >= self.limits.max_particles {
@@ -553,16 +667,25 @@ impl Core {
             );
             return;
         }
+        let dormant = actors.take_dormant(&particle.id);
         let (tx, rx) = smol::channel::bounded(self.limits.actor_queue.max(1));
-        actors.by_id.insert(
-            particle.id.clone(),
-            Entry { tx: tx.clone(), init_peer_id: particle.init_peer_id.clone(), signature: particle.signature.clone() },
-        );
+        actors.by_id.insert(particle.id.clone(), Entry { tx: tx.clone(), header });
         *actors.per_peer.entry(particle.init_peer_id.clone()).or_insert(0) += 1;
         drop(actors);
         self.count(&c.accepted);
         let core = Arc::clone(self);
-        self.spawn(async move { core.actor(particle, tx, rx).await });
+        let (shell, prev, first) = match dormant {
+            Some(d) => {
+                self.count(&c.woken);
+                (d.shell, d.prev, particle.data)
+            }
+            None => {
+                let mut shell = particle;
+                let data = std::mem::take(&mut shell.data);
+                (shell, Vec::new(), data)
+            }
+        };
+        self.spawn(async move { core.actor(shell, prev, first, tx, rx).await });
     }
 
     /// Starts a particle made on this peer (an application's, or a node's own): its actor runs
@@ -571,37 +694,71 @@ impl Core {
         self.route(particle);
     }
 
-    fn remove_actor(&self, id: &str, init_peer_id: &str) {
-        let mut actors = lock(&self.actors);
-        actors.by_id.remove(id);
+    fn remove_live(actors: &mut Actors, id: &str, init_peer_id: &str) -> Option<Entry> {
+        let entry = actors.by_id.remove(id);
         if let Some(n) = actors.per_peer.get_mut(init_peer_id) {
             *n -= 1;
             if *n == 0 {
                 actors.per_peer.remove(init_peer_id);
             }
         }
+        entry
     }
 
-    async fn actor(self: Arc<Self>, first: Particle, tx: Sender<Msg>, rx: Receiver<Msg>) {
+    fn remove_actor(&self, id: &str, init_peer_id: &str) {
+        Self::remove_live(&mut lock(&self.actors), id, init_peer_id);
+    }
+
+    /// An idle actor stops and leaves its data dormant; `Err(msg)` when a message raced in (the
+    /// actor goes on with it).
+    fn go_dormant(&self, shell: &mut Particle, prev: &mut Vec<u8>, rx: &Receiver<Msg>) -> Result<(), Msg> {
+        let mut actors = lock(&self.actors);
+        // route() sends while holding this lock: nothing can arrive after this check
+        if let Ok(msg) = rx.try_recv() {
+            return Err(msg);
+        }
+        let Some(entry) = Self::remove_live(&mut actors, &shell.id, &shell.init_peer_id) else { return Ok(()) };
+        let dormant = Dormant {
+            header: entry.header,
+            shell: Particle { data: Vec::new(), ..std::mem::replace(shell, empty_particle()) },
+            prev: std::mem::take(prev),
+        };
+        let key = (dormant.shell.deadline(), dormant.shell.id.clone());
+        actors.dormant_bytes += dormant.bytes();
+        actors.dormant.insert(dormant.shell.id.clone(), dormant);
+        actors.dormant_by_deadline.insert(key);
+        let evicted = actors.purge_dormant(now_ms(), self.limits.max_dormant_bytes);
+        drop(actors);
+        if evicted > 0 {
+            self.counters.dormant_evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn actor(self: Arc<Self>, mut shell: Particle, prev: Vec<u8>, first: Vec<u8>, tx: Sender<Msg>, rx: Receiver<Msg>) {
         let info = Arc::new(ParticleInfo {
-            id: first.id.clone(),
-            init_peer_id: first.init_peer_id.clone(),
-            timestamp: first.timestamp,
-            ttl: first.ttl,
+            id: shell.id.clone(),
+            init_peer_id: shell.init_peer_id.clone(),
+            timestamp: shell.timestamp,
+            ttl: shell.ttl,
         });
         let left = info.deadline().saturating_sub(now_ms());
         let deadline = Instant::now() + Duration::from_millis(left);
-        // the particle without its data: what every send re-encodes with the new data
-        let mut shell = first;
-        let mut incoming: VecDeque<Vec<u8>> = VecDeque::from([std::mem::take(&mut shell.data)]);
-        let mut prev = Vec::new();
+        let idle = Duration::from_millis(self.limits.actor_idle_ms);
+        let mut prev = prev;
+        let mut incoming: VecDeque<Vec<u8>> = VecDeque::from([first]);
         let mut results: Vec<air::CallResult> = Vec::new();
+        // calls running for this particle: the actor stays while any is
+        let mut pending = 0usize;
         loop {
             while !incoming.is_empty() || !results.is_empty() {
                 let data = incoming.pop_front().unwrap_or_default();
                 let batch = std::mem::take(&mut results);
                 match self.step(&info, &mut shell, std::mem::take(&mut prev), data, batch, &tx, deadline).await {
-                    Some(data) => prev = data,
+                    Some((data, calls)) => {
+                        prev = data;
+                        pending += calls;
+                    }
                     None => {
                         self.remove_actor(&info.id, &info.init_peer_id);
                         return;
@@ -610,28 +767,46 @@ impl Core {
                 while let Ok(msg) = rx.try_recv() {
                     match msg {
                         Msg::Particle(p) => incoming.push_back(p.data),
-                        Msg::Result(r) => results.push(r),
+                        Msg::Result(r) => {
+                            pending = pending.saturating_sub(1);
+                            results.push(r);
+                        }
                     }
                 }
             }
+            let wake = if pending == 0 { deadline.min(Instant::now() + idle) } else { deadline };
             let next = async { rx.recv().await.ok() }
                 .or(async {
-                    Timer::at(deadline).await;
+                    Timer::at(wake).await;
                     None
                 })
                 .await;
             match next {
                 Some(Msg::Particle(p)) => incoming.push_back(p.data),
-                Some(Msg::Result(r)) => results.push(r),
-                None => break,
+                Some(Msg::Result(r)) => {
+                    pending = pending.saturating_sub(1);
+                    results.push(r);
+                }
+                None if Instant::now() >= deadline => break,
+                None => match self.go_dormant(&mut shell, &mut prev, &rx) {
+                    Ok(()) => {
+                        tracing::debug!(particle = %info.id, "idle; its data stays dormant until the deadline");
+                        return;
+                    }
+                    Err(Msg::Particle(p)) => incoming.push_back(p.data),
+                    Err(Msg::Result(r)) => {
+                        pending = pending.saturating_sub(1);
+                        results.push(r);
+                    }
+                },
             }
         }
         tracing::debug!(particle = %info.id, "expired; actor done");
         self.remove_actor(&info.id, &info.init_peer_id);
     }
 
-    /// One interpreter run and what follows from it. Returns the new data, `None` when the
-    /// interpreter itself failed (the particle cannot go on here).
+    /// One interpreter run and what follows from it. Returns the new data and the number of
+    /// calls started, `None` when the interpreter itself failed (the particle cannot go on here).
     #[allow(clippy::too_many_arguments)]
     async fn step(
         self: &Arc<Self>,
@@ -642,7 +817,7 @@ impl Core {
         call_results: Vec<air::CallResult>,
         tx: &Sender<Msg>,
         deadline: Instant,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<(Vec<u8>, usize)> {
         let request = air::Request {
             script: shell.script.clone(),
             prev_data: prev,
@@ -672,6 +847,7 @@ impl Core {
             self.count(&self.counters.interpreter_errors);
             tracing::info!(particle = %info.id, code = outcome.ret_code, "air: {}", outcome.error_message);
         }
+        self.handler.outcome(info, outcome.ret_code, &outcome.error_message);
         let me = self.peer_id();
         let peers: Vec<String> = outcome.next_peers.into_iter().filter(|p| p.as_str() != me).collect();
         if !peers.is_empty() {
@@ -684,11 +860,13 @@ impl Core {
                 let id = info.id.clone();
                 self.spawn(async move { core.send_particle(&id, &peer, bytes).await });
             }
+            let calls = outcome.call_requests.len();
             self.spawn_calls(info, outcome.call_requests, tx, deadline);
-            return Some(data);
+            return Some((data, calls));
         }
+        let calls = outcome.call_requests.len();
         self.spawn_calls(info, outcome.call_requests, tx, deadline);
-        Some(outcome.data)
+        Some((outcome.data, calls))
     }
 
     fn spawn_calls(

@@ -189,12 +189,12 @@ impl Node {
                 .listen(address)
                 .map_err(|source| Error::Listen { address: address.clone(), source })?;
         }
-        node.bootstrap(&config.bootstrap)?;
+        node.bootstrap(&config.bootstrap, Duration::from_millis(config.dht_refresh_ms.max(1000)))?;
         tracing::info!(peer_id = %node.peer_id(), "node started");
         Ok(node)
     }
 
-    fn bootstrap(&self, addrs: &[String]) -> Result<(), Error> {
+    fn bootstrap(&self, addrs: &[String], refresh: Duration) -> Result<(), Error> {
         let mut peers = Vec::new();
         for addr in addrs {
             let peer = p2p_of(addr).ok_or_else(|| Error::Bootstrap(addr.clone()))?.to_owned();
@@ -206,25 +206,32 @@ impl Node {
             }
             peers.push((peer, addr.clone()));
         }
-        if peers.is_empty() {
+        if self.core.dht().is_none() && peers.is_empty() {
             return Ok(());
         }
-        let core = Arc::clone(&self.core);
+        let core = Arc::downgrade(&self.core);
         self.core.spawn(async move {
+            let mut first = true;
+            loop {
+                let Some(core) = core.upgrade() else { return };
                 for (peer, addr) in &peers {
-                    if let Err(e) = core.connect(peer, std::slice::from_ref(addr)).await {
+                    if !core.is_connected(peer)
+                        && let Err(e) = core.connect(peer, std::slice::from_ref(addr)).await
+                    {
                         tracing::warn!("bootstrap peer {addr}: {e}");
                     }
                 }
-                if let Some(dht) = core.dht() {
-                    let core2 = Arc::clone(&core);
-                    let r = smol::unblock(move || core2.dht().map(weft_abi::dht::Dht::bootstrap)).await;
-                    if let Some(Err(e)) = r {
-                        tracing::warn!("dht bootstrap: {e}");
+                if core.dht().is_some() && (!peers.is_empty() || !first) {
+                    let c = Arc::clone(&core);
+                    if let Some(Err(e)) = smol::unblock(move || c.dht().map(weft_abi::dht::Dht::bootstrap)).await {
+                        tracing::info!("dht bootstrap: {e}");
                     }
-                    let _ = dht;
                 }
-            });
+                first = false;
+                drop(core);
+                smol::Timer::after(refresh).await;
+            }
+        });
         Ok(())
     }
 

@@ -639,7 +639,11 @@ mod tests {
             d.modules[0].2.capability_config["http"],
             r#"{"allow_hosts":["b.example","a.example"],"limits":{"a":2.5,"z":1},"timeout":"2s"}"#
         );
-        let deep = format!("name = \"x\"\n[[modules]]\npath = \"a\"\ncapabilities = [\"c\"]\n[modules.capability_config.c]\nv = {}1{}\n", "[".repeat(20), "]".repeat(20));
+        let deep = format!(
+            "name = \"x\"\n[[modules]]\npath = \"a\"\ncapabilities = [\"c\"]\n[modules.capability_config.c]\nv = {}1{}\n",
+            "[".repeat(20),
+            "]".repeat(20)
+        );
         let e = Draft::parse(&deep, Path::new("."), "x.toml").unwrap_err().0;
         assert!(e.contains("capability_config.c: nested deeper"), "{e}");
         let json = serde_json::json!({"b": [1, {"d": null, "c": "é"}], "a": true});

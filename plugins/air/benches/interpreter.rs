@@ -26,7 +26,7 @@ use std::hint::black_box;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
-use weft_plugin_air::data::{Attestation, CallState, OutputKind, ServiceResult, State};
+use weft_plugin_air::data::{ArgumentHash, Attestation, CallState, OutputKind, ServiceResult, State};
 use weft_plugin_air::{CallResult, CallResults, Data, Limits, Outcome, RunParams, Tetraplet, peer_id, run};
 
 const PARTICLE_ID: &str = "bench-particle";
@@ -148,7 +148,7 @@ fn forge_seq_tree_b(n: usize, a: &Peer, b: &Peer) -> Vec<u8> {
         let result = ServiceResult {
             value: serde_json::json!(format!("result {i}")).to_string().into(),
             tetraplet: tetraplet.clone(),
-            argument_hash: *blake3::hash(serde_json::to_string(&args).expect("json").as_bytes()).as_bytes(),
+            argument_hash: ArgumentHash::of(serde_json::to_string(&args).expect("json").as_bytes()),
         };
         digests.push(result.digest(false));
         trace.push(State::Call(CallState::Executed { result, output: OutputKind::Scalar }));

@@ -1,10 +1,12 @@
 //! weft's interpreter data: the execution trace that travels with a particle.
 //!
-//! Encoding ([`FORMAT_VERSION`] 2): one format byte, then a hand-written compact binary form
+//! Encoding ([`FORMAT_VERSION`] 3): one format byte, then a hand-written compact binary form
 //! (LEB128 integers, length-prefixed UTF-8 strings, see [`Data::encode`]). Strings that repeat
 //! (peer ids, service and function names) are stored once in a string table and tetraplets once
 //! in a tetraplet table; states refer to them by index. Decoding borrows result values from the
-//! input bytes (no copy) and shares one [`Arc`] per tetraplet.
+//! input bytes (no copy) and shares one [`Arc`] per tetraplet. A service result records the
+//! arguments it was produced for as an [`ArgumentHash`]: their JSON text itself when it is at most
+//! 32 bytes (most calls: `[]`, a number, a short string), else its blake3 hash.
 //!
 //! The trace is flat (no nesting): a `par` state records how many states each branch holds,
 //! a stream `fold` records per iterated value where its sub-traces are, so traces produced on
@@ -20,17 +22,18 @@
 //! result's tetraplet.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 use serde::Serialize;
 
+use crate::hash::FastMap;
 use crate::peer_id::public_key_from_peer_id;
 use crate::value::Tetraplet;
 
-/// Version byte that starts every encoded [`Data`] (2: string/tetraplet tables, attestations).
-pub const FORMAT_VERSION: u8 = 2;
+/// Version byte that starts every encoded [`Data`] (3: string/tetraplet tables, attestations,
+/// short argument texts inline).
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The interpreter data of one particle on one peer. Result values borrow the bytes it was
 /// decoded from (`'a`).
@@ -111,8 +114,56 @@ pub struct ServiceResult<'a> {
     pub value: Cow<'a, str>,
     /// `{executing peer, service, function, ""}`.
     pub tetraplet: Arc<Tetraplet>,
-    /// blake3 of the JSON text of the resolved arguments.
-    pub argument_hash: [u8; 32],
+    /// The JSON text of the resolved arguments, or its blake3 hash.
+    pub argument_hash: ArgumentHash,
+}
+
+/// The arguments of a call, as a service result records them: the JSON text of the argument
+/// list (`[a,b,…]`) when it is at most [`ArgumentHash::INLINE`] bytes, else the blake3 hash of
+/// that text. A replay compares it with the same form of the arguments it resolved: exactly for
+/// short texts (no hashing), by hash for long ones.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ArgumentHash {
+    /// The inline text's length, or [`ArgumentHash::HASHED`].
+    len: u8,
+    /// The inline text (zero-padded), or the hash.
+    bytes: [u8; 32],
+}
+
+impl ArgumentHash {
+    /// Longest argument text kept inline.
+    pub const INLINE: usize = 32;
+    /// `len` of a hashed form.
+    const HASHED: u8 = 0xff;
+
+    /// The form of the argument list whose JSON text is `text`.
+    #[inline]
+    pub fn of(text: &[u8]) -> Self {
+        if text.len() <= Self::INLINE {
+            let mut bytes = [0u8; 32];
+            bytes[..text.len()].copy_from_slice(text);
+            return ArgumentHash { len: text.len() as u8, bytes };
+        }
+        ArgumentHash { len: Self::HASHED, bytes: *blake3::hash(text).as_bytes() }
+    }
+
+    /// The encoded form: the length byte, then the text or the hash.
+    #[inline]
+    fn as_bytes(&self) -> (u8, &[u8]) {
+        match self.len {
+            Self::HASHED => (self.len, &self.bytes),
+            n => (n, &self.bytes[..n as usize]),
+        }
+    }
+}
+
+impl std::fmt::Debug for ArgumentHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_bytes() {
+            (Self::HASHED, hash) => write!(f, "blake3:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            (_, text) => write!(f, "{:?}", String::from_utf8_lossy(text)),
+        }
+    }
 }
 
 /// State of a canon.
@@ -196,6 +247,9 @@ fn malformed(what: impl Into<String>) -> DataError {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// The text section (result values, read in order by [`Reader::text`]).
+    texts: &'a str,
+    text_pos: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -259,6 +313,17 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes(n)?).map_err(|_| malformed(format!("invalid UTF-8 in the string at byte {at}")))
     }
 
+    /// The next value of the text section: its length here, its bytes there.
+    #[inline]
+    fn text(&mut self) -> Result<&'a str, DataError> {
+        let n = self.u64()?;
+        let at = self.text_pos;
+        let text = usize::try_from(n).ok().and_then(|n| self.texts.get(at..at.checked_add(n)?));
+        let text = text.ok_or_else(|| malformed(format!("a value of {n} bytes at text byte {at} does not fit the text section")))?;
+        self.text_pos += text.len();
+        Ok(text)
+    }
+
     fn index<T: Clone>(&mut self, table: &[T], what: &str) -> Result<T, DataError> {
         let i = self.u64()?;
         table.get(i as usize).cloned().ok_or_else(|| malformed(format!("{what} index {i} out of range")))
@@ -291,16 +356,27 @@ impl Writer {
 
 /// Tables built while encoding: strings and tetraplets by content, tetraplets also by address
 /// (results of one peer usually share one `Arc`).
-#[derive(Default)]
 struct Tables<'d> {
     strings: Vec<&'d str>,
-    string_ids: HashMap<&'d str, u32>,
+    string_ids: FastMap<&'d str, u32>,
     tetraplets: Vec<[u32; 4]>,
-    tetraplet_ids: HashMap<[u32; 4], u32>,
-    by_address: HashMap<*const Tetraplet, u32>,
+    tetraplet_ids: FastMap<[u32; 4], u32>,
+    by_address: FastMap<*const Tetraplet, u32>,
+    last: (*const Tetraplet, u32),
 }
 
 impl<'d> Tables<'d> {
+    fn new() -> Self {
+        Tables {
+            strings: Vec::new(),
+            string_ids: FastMap::default(),
+            tetraplets: Vec::new(),
+            tetraplet_ids: FastMap::default(),
+            by_address: FastMap::default(),
+            last: (std::ptr::null(), 0),
+        }
+    }
+
     fn string(&mut self, s: &'d str) -> u32 {
         let next = self.strings.len() as u32;
         *self.string_ids.entry(s).or_insert_with(|| {
@@ -311,7 +387,12 @@ impl<'d> Tables<'d> {
 
     fn tetraplet(&mut self, t: &'d Arc<Tetraplet>) -> u32 {
         let address = Arc::as_ptr(t);
+        // the results of one service usually share one tetraplet and follow each other
+        if self.last.0 == address {
+            return self.last.1;
+        }
         if let Some(id) = self.by_address.get(&address) {
+            self.last = (address, *id);
             return *id;
         }
         let key =
@@ -349,7 +430,7 @@ impl<'a> Data<'a> {
         if version != FORMAT_VERSION {
             return Err(DataError::Version { found: version });
         }
-        let mut r = Reader { bytes, pos: 1 };
+        let mut r = Reader { bytes, pos: 1, texts: "", text_pos: 0 };
         let interpreter_version = r.str()?.to_string();
         let lcid = r.u32()?;
         let n = r.count(1)?;
@@ -360,7 +441,7 @@ impl<'a> Data<'a> {
         let n = r.count(4)?;
         let mut tetraplets: Vec<Arc<Tetraplet>> = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut part = || r.index(&strings, "string").map(|s| s.to_string());
+            let mut part = || r.index(&strings, "string");
             tetraplets.push(Arc::new(Tetraplet {
                 peer_pk: part()?,
                 service_id: part()?,
@@ -368,10 +449,15 @@ impl<'a> Data<'a> {
                 lens: part()?,
             }));
         }
+        // all result values in one UTF-8 check
+        r.texts = r.str()?;
         let n = r.count(1)?;
         let mut trace = Vec::with_capacity(n);
         for _ in 0..n {
             trace.push(Self::decode_state(&mut r, &strings, &tetraplets)?);
+        }
+        if r.text_pos != r.texts.len() {
+            return Err(malformed(format!("{} bytes of the text section are no value", r.texts.len() - r.text_pos)));
         }
         let n = r.count(66)?;
         let mut attestations = Vec::with_capacity(n);
@@ -393,8 +479,16 @@ impl<'a> Data<'a> {
 
     fn decode_result(r: &mut Reader<'a>, tetraplets: &[Arc<Tetraplet>]) -> Result<ServiceResult<'a>, DataError> {
         let tetraplet = r.index(tetraplets, "tetraplet")?;
-        let argument_hash = r.array::<32>()?;
-        let value = Cow::Borrowed(r.str()?);
+        let argument_hash = match r.u8()? {
+            ArgumentHash::HASHED => ArgumentHash { len: ArgumentHash::HASHED, bytes: r.array::<32>()? },
+            n if n as usize <= ArgumentHash::INLINE => {
+                let mut bytes = [0u8; 32];
+                bytes[..n as usize].copy_from_slice(r.bytes(n as usize)?);
+                ArgumentHash { len: n, bytes }
+            }
+            n => return Err(malformed(format!("argument text of {n} bytes at byte {}", r.pos))),
+        };
+        let value = Cow::Borrowed(r.text()?);
         Ok(ServiceResult { value, tetraplet, argument_hash })
     }
 
@@ -445,7 +539,7 @@ impl<'a> Data<'a> {
                 let n = r.count(2)?;
                 let mut values = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let value = Cow::Borrowed(r.str()?);
+                    let value = Cow::Borrowed(r.text()?);
                     values.push(CanonElement { value, tetraplet: r.index(tetraplets, "tetraplet")? });
                 }
                 State::Canon(CanonState::Executed(Box::new(CanonResult { tetraplet, values })))
@@ -456,9 +550,11 @@ impl<'a> Data<'a> {
     }
 
     /// Encodes to bytes: format byte, interpreter version, lcid, string table, tetraplet table
-    /// (four string indices each), states, attestations (peer, signature, digests).
+    /// (four string indices each), text section (the values of all results, concatenated in
+    /// trace order: one UTF-8 check when decoding), states (a value is its length; its bytes are
+    /// the next ones of the text section), attestations (peer, signature, digests).
     pub fn encode(&self) -> Vec<u8> {
-        let mut t = Tables::default();
+        let mut t = Tables::new();
         // first pass: the tables
         for s in &self.trace {
             match s {
@@ -480,8 +576,9 @@ impl<'a> Data<'a> {
         for a in &self.attestations {
             t.string(&a.peer);
         }
-        let values: usize = self.trace.iter().map(|s| s.value_len()).sum();
-        let mut w = Writer { out: Vec::with_capacity(64 + values + self.trace.len() * 40) };
+        let values: usize = self.trace.iter().map(State::text_len).sum();
+        let attested: usize = self.attestations.iter().map(|a| 80 + a.digests.len() * 32).sum();
+        let mut w = Writer { out: Vec::with_capacity(64 + values + attested + self.trace.len() * 48) };
         w.u8(FORMAT_VERSION);
         w.str(&self.interpreter_version);
         w.u64(self.lcid as u64);
@@ -493,6 +590,22 @@ impl<'a> Data<'a> {
         for key in &t.tetraplets {
             for i in key {
                 w.u64(*i as u64);
+            }
+        }
+        // the text section: every result value, in trace order
+        let text_len: usize = self.trace.iter().map(State::text_len).sum();
+        w.u64(text_len as u64);
+        for s in &self.trace {
+            match s {
+                State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => {
+                    w.out.extend_from_slice(result.value.as_bytes());
+                }
+                State::Canon(CanonState::Executed(c)) => {
+                    for v in &c.values {
+                        w.out.extend_from_slice(v.value.as_bytes());
+                    }
+                }
+                _ => {}
             }
         }
         w.u64(self.trace.len() as u64);
@@ -549,7 +662,7 @@ impl<'a> Data<'a> {
                     w.u64(t.tetraplet_id(&c.tetraplet) as u64);
                     w.u64(c.values.len() as u64);
                     for v in &c.values {
-                        w.str(&v.value);
+                        w.u64(v.value.len() as u64);
                         w.u64(t.tetraplet_id(&v.tetraplet) as u64);
                     }
                 }
@@ -577,11 +690,11 @@ impl<'a> Data<'a> {
 }
 
 impl State<'_> {
-    /// Bytes of result values in this state (to size the encoding buffer).
-    fn value_len(&self) -> usize {
+    /// Bytes of result values in this state (its part of the text section).
+    fn text_len(&self) -> usize {
         match self {
             State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => result.value.len(),
-            State::Canon(CanonState::Executed(c)) => c.values.iter().map(|v| v.value.len() + 2).sum(),
+            State::Canon(CanonState::Executed(c)) => c.values.iter().map(|v| v.value.len()).sum(),
             _ => 0,
         }
     }
@@ -638,8 +751,10 @@ impl Produced<'_, '_> {
 impl Writer {
     fn result(&mut self, t: &Tables<'_>, r: &ServiceResult<'_>) {
         self.u64(t.tetraplet_id(&r.tetraplet) as u64);
-        self.out.extend_from_slice(&r.argument_hash);
-        self.str(&r.value);
+        let (len, bytes) = r.argument_hash.as_bytes();
+        self.u8(len);
+        self.out.extend_from_slice(bytes);
+        self.u64(r.value.len() as u64);
     }
 }
 
@@ -649,7 +764,11 @@ impl Tables<'_> {
     }
 
     fn tetraplet_id(&self, t: &Arc<Tetraplet>) -> u32 {
-        self.by_address.get(&Arc::as_ptr(t)).copied().unwrap_or(0)
+        let address = Arc::as_ptr(t);
+        if self.last.0 == address {
+            return self.last.1;
+        }
+        self.by_address.get(&address).copied().unwrap_or(0)
     }
 }
 
@@ -669,10 +788,12 @@ impl ServiceResult<'_> {
     /// of the producing peer lists.
     pub fn digest(&self, failed: bool) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        hash_part(&mut h, if failed { b"weft-air/failed/2" } else { b"weft-air/executed/2" });
+        hash_part(&mut h, if failed { b"weft-air/failed/3" } else { b"weft-air/executed/3" });
         hash_part(&mut h, self.value.as_bytes());
         hash_tetraplet(&mut h, &self.tetraplet);
-        h.update(&self.argument_hash);
+        let (len, bytes) = self.argument_hash.as_bytes();
+        h.update(&[len]);
+        hash_part(&mut h, bytes);
         *h.finalize().as_bytes()
     }
 }
@@ -681,7 +802,7 @@ impl CanonResult<'_> {
     /// blake3 over domain, tetraplet and every value with its tetraplet.
     pub fn digest(&self) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        hash_part(&mut h, b"weft-air/canon/2");
+        hash_part(&mut h, b"weft-air/canon/3");
         hash_tetraplet(&mut h, &self.tetraplet);
         h.update(&(self.values.len() as u64).to_le_bytes());
         for v in &self.values {
@@ -696,7 +817,7 @@ impl Attestation {
     /// What is signed: blake3 over domain, particle id, peer id and the digests.
     pub fn message(particle_id: &str, peer: &str, digests: &[[u8; 32]]) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        hash_part(&mut h, b"weft-air/attestation/2");
+        hash_part(&mut h, b"weft-air/attestation/3");
         hash_part(&mut h, particle_id.as_bytes());
         hash_part(&mut h, peer.as_bytes());
         h.update(&(digests.len() as u64).to_le_bytes());
@@ -746,7 +867,7 @@ mod tests {
         ServiceResult {
             value: Cow::Owned(v.to_string()),
             tetraplet: Arc::new(Tetraplet::new("p", "s", "f")),
-            argument_hash: [3; 32],
+            argument_hash: ArgumentHash::of(b"[3]"),
         }
     }
 
@@ -765,6 +886,10 @@ mod tests {
                     output: OutputKind::Stream { generation: 1 },
                 }),
                 State::Call(CallState::Failed(result("{}"))),
+                State::Call(CallState::Executed {
+                    result: ServiceResult { argument_hash: ArgumentHash::of(&[b'7'; 33]), ..result("[1]") },
+                    output: OutputKind::Unused,
+                }),
                 State::Canon(CanonState::Executed(Box::new(CanonResult {
                     tetraplet: Arc::new(Tetraplet::literal("p")),
                     values: vec![

@@ -13,7 +13,7 @@ use crate::data::{Attestation, Data, DataError, State};
 use crate::exec::{Ctx, Engine, ExecError};
 use crate::parser::{ParseLimits, parse_with_limits};
 use crate::trace::TraceHandler;
-use crate::value::Tetraplet;
+use crate::value::Tetraplets;
 
 /// Limits that protect a peer from hostile scripts and data. Each one turns into an error
 /// outcome (with the previous data kept), never a panic.
@@ -109,7 +109,7 @@ pub struct CallRequest {
     /// Argument values (shared with the interpreter's variables: cloning one is cheap).
     pub arguments: Vec<Arc<JValue>>,
     /// Provenance of each argument (one per element for canon streams).
-    pub tetraplets: Vec<Vec<Arc<Tetraplet>>>,
+    pub tetraplets: Vec<Tetraplets>,
 }
 
 /// What a run returns.

@@ -142,7 +142,12 @@ impl<'a> TraceHandler<'a> {
         let pw = Window { pos: 0, end: prev.len() };
         let cw = Window { pos: 0, end: cur.len() };
         let capacity = prev.len().max(cur.len());
-        TraceHandler { prev, cur, pw, cw, result: Vec::with_capacity(capacity), pos_map: Vec::new() }
+        TraceHandler { prev, cur, pw, cw, result: Vec::with_capacity(capacity), pos_map: Vec::with_capacity(capacity) }
+    }
+
+    /// States in the longer input trace.
+    pub fn input_len(&self) -> usize {
+        self.prev.len().max(self.cur.len())
     }
 
     fn take(states: &[State<'_>], w: &mut Window) -> Option<usize> {
@@ -480,7 +485,7 @@ mod tests {
             result: ServiceResult {
                 value: v.to_string().into(),
                 tetraplet: std::sync::Arc::new(Tetraplet::new("p", "s", "f")),
-                argument_hash: [0; 32],
+                argument_hash: crate::data::ArgumentHash::of(b"[]"),
             },
             output: OutputKind::Scalar,
         })

@@ -1,43 +1,85 @@
 //! Values, tetraplets and lambdas.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as JValue;
 
 /// Provenance of a value given to a service: the peer, service and function that produced it,
-/// and the lambda applied to it (`lens`).
+/// and the lambda applied to it (`lens`). The parts are shared strings: the tetraplets of the
+/// elements of an iterated value differ only in their lens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Tetraplet {
     /// Peer that produced the value.
-    pub peer_pk: String,
+    pub peer_pk: Arc<str>,
     /// Service that produced it.
-    pub service_id: String,
+    pub service_id: Arc<str>,
     /// Function that produced it.
-    pub function_name: String,
+    pub function_name: Arc<str>,
     /// Lambda applied to it, e.g. `.$.a.[0]`.
-    pub lens: String,
+    pub lens: Arc<str>,
 }
 
 impl Tetraplet {
     /// The tetraplet of literals: `{peer, "", "", ""}`.
     pub fn literal(peer: &str) -> Self {
-        Tetraplet { peer_pk: peer.to_string(), ..Default::default() }
+        Tetraplet { peer_pk: peer.into(), ..Default::default() }
     }
 
     /// `{peer, service, function, ""}`.
     pub fn new(peer: &str, service: &str, function: &str) -> Self {
-        Tetraplet {
-            peer_pk: peer.to_string(),
-            service_id: service.to_string(),
-            function_name: function.to_string(),
-            lens: String::new(),
-        }
+        Tetraplet { peer_pk: peer.into(), service_id: service.into(), function_name: function.into(), lens: "".into() }
     }
 
     /// This tetraplet with `lens` appended.
     pub fn with_lens(&self, lens: &str) -> Self {
-        let mut t = self.clone();
-        t.lens.push_str(lens);
-        t
+        let lens = match self.lens.is_empty() {
+            true => Arc::from(lens),
+            false => Arc::from(format!("{}{lens}", self.lens)),
+        };
+        Tetraplet {
+            peer_pk: self.peer_pk.clone(),
+            service_id: self.service_id.clone(),
+            function_name: self.function_name.clone(),
+            lens,
+        }
+    }
+}
+
+/// The tetraplets of one value: one, or one per element for canon streams and maps (what a call
+/// request gives per argument). Derefs to a slice; serializes as a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tetraplets {
+    /// The tetraplet of a value.
+    One(Arc<Tetraplet>),
+    /// One per element.
+    Many(Vec<Arc<Tetraplet>>),
+}
+
+impl std::ops::Deref for Tetraplets {
+    type Target = [Arc<Tetraplet>];
+
+    fn deref(&self) -> &[Arc<Tetraplet>] {
+        match self {
+            Tetraplets::One(t) => std::slice::from_ref(t),
+            Tetraplets::Many(v) => v,
+        }
+    }
+}
+
+impl Serialize for Tetraplets {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tetraplets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut list = Vec::<Arc<Tetraplet>>::deserialize(d)?;
+        Ok(match list.len() {
+            1 => Tetraplets::One(list.pop().expect("one element")),
+            _ => Tetraplets::Many(list),
+        })
     }
 }
 

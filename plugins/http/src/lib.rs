@@ -75,7 +75,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_response_bytes: 4 << 20, max_request_bytes: 1 << 20, max_header_bytes: 64 << 10, timeout_ms: 10_000 }
+        Config {
+            max_response_bytes: 4 << 20,
+            max_request_bytes: 1 << 20,
+            max_header_bytes: 64 << 10,
+            timeout_ms: 10_000,
+        }
     }
 }
 
@@ -89,7 +94,9 @@ impl Config {
             Error::config(format!("http plugin config: {}", e.message().lines().next().unwrap_or("invalid")))
         })?;
         if c.max_response_bytes > MAX_RESPONSE_BYTES {
-            return Err(Error::config(format!("http plugin config: max_response_bytes is at most {MAX_RESPONSE_BYTES}")));
+            return Err(Error::config(format!(
+                "http plugin config: max_response_bytes is at most {MAX_RESPONSE_BYTES}"
+            )));
         }
         if c.max_header_bytes < 1024 {
             return Err(Error::config("http plugin config: max_header_bytes must be at least 1024"));
@@ -123,7 +130,8 @@ struct Allowed {
 
 impl Allowed {
     fn parse(entry: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("allow_hosts entry {entry:?}: write a host, host:port or *.domain, e.g. \"api.example.com\"");
+        let bad =
+            || format!("allow_hosts entry {entry:?}: write a host, host:port or *.domain, e.g. \"api.example.com\"");
         let lower = entry.trim().to_ascii_lowercase();
         let (wildcard, rest) = match lower.strip_prefix("*.") {
             Some(rest) => (true, rest.to_owned()),
@@ -293,7 +301,13 @@ impl Http {
         }
     }
 
-    fn exchange(&self, call: &Call<'_>, policy: &Policy, req: &Request, deadline: Instant) -> std::result::Result<Response, Failure> {
+    fn exchange(
+        &self,
+        call: &Call<'_>,
+        policy: &Policy,
+        req: &Request,
+        deadline: Instant,
+    ) -> std::result::Result<Response, Failure> {
         let url = parse_url(&req.url)?;
         if !policy.allowed.iter().any(|a| a.matches(&url.host, url.port)) {
             let list = if policy.entries.is_empty() { "none".to_owned() } else { policy.entries.join(", ") };
@@ -589,7 +603,9 @@ impl Effector for Http {
                         .field("headers", headers())
                         .field("body", Type::Bytes),
                 )
-                .function(Function::new("fetch").param("request", Type::record("request")).result(Type::record("response")))
+                .function(
+                    Function::new("fetch").param("request", Type::record("request")).result(Type::record("response")),
+                )
                 .function(Function::new("get").param("url", Type::String).result(Type::record("response"))),
         ])
     }
@@ -646,7 +662,15 @@ mod tests {
     #[test]
     fn urls_parse_strictly() {
         let u = parse_url("http://Example.COM:8080/a/b?c=d#frag").unwrap();
-        assert_eq!(u, Url { host: "example.com".into(), port: 8080, authority: "example.com:8080".into(), target: "/a/b?c=d".into() });
+        assert_eq!(
+            u,
+            Url {
+                host: "example.com".into(),
+                port: 8080,
+                authority: "example.com:8080".into(),
+                target: "/a/b?c=d".into()
+            }
+        );
         assert_eq!(parse_url("http://h").unwrap().target, "/");
         assert_eq!(parse_url("http://h?q").unwrap().target, "/?q");
         let v6 = parse_url("http://[::1]:9/x").unwrap();

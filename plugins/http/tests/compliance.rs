@@ -106,7 +106,9 @@ fn serve(stream: TcpStream) {
         "/redirect" => respond(&mut out, "302 Found", "location: /hello\r\n", b""),
         "/big" => respond(&mut out, "200 OK", "", &vec![b'x'; 2 << 20]),
         "/chunked" => {
-            let _ = out.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n");
+            let _ = out.write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n",
+            );
         }
         "/eof" => {
             let _ = out.write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nuntil the end");
@@ -191,8 +193,11 @@ fn the_allow_list_is_enforced_per_module() {
     let named = Client::new("", r#"{"allow_hosts":["localhost.example"]}"#);
     assert!(named.get("/hello").error.unwrap().contains("not in the allow-list"), "names are not resolved to match");
     // Userinfo tricks do not get past the check.
-    let r = Client::new("", r#"{"allow_hosts":["allowed.example"]}"#)
-        .call(TestCall::new("http", "get", args(&("http://allowed.example@127.0.0.1/hello",))));
+    let r = Client::new("", r#"{"allow_hosts":["allowed.example"]}"#).call(TestCall::new(
+        "http",
+        "get",
+        args(&("http://allowed.example@127.0.0.1/hello",)),
+    ));
     assert!(r.error.unwrap().contains("user names and passwords"));
     let c = Client::allowing_the_server();
     let e = c.call(TestCall::new("http", "get", args(&("https://127.0.0.1/",)))).error.unwrap();
@@ -206,7 +211,8 @@ fn the_allow_list_is_enforced_per_module() {
 
 #[test]
 fn size_and_time_limits() {
-    let c = Client::new("max_response_bytes = 1048576", r#"{"allow_hosts":["127.0.0.1"],"max_response_bytes":4000000}"#);
+    let c =
+        Client::new("max_response_bytes = 1048576", r#"{"allow_hosts":["127.0.0.1"],"max_response_bytes":4000000}"#);
     let e = c.get("/big").error.unwrap();
     assert!(e.contains("larger than 1048576 bytes"), "the node's cap wins over the module's: {e}");
     let small = Client::new("", r#"{"allow_hosts":["127.0.0.1"],"max_response_bytes":3}"#);

@@ -92,7 +92,11 @@ impl Kv {
     fn set(&self, call: &Call<'_>, key: &str, value: &str) -> Result<Option<String>> {
         let c = &self.config;
         if key.len() > c.max_key_bytes {
-            return Ok(Some(format!("kv.set: the key is {} bytes; at most {} are allowed", key.len(), c.max_key_bytes)));
+            return Ok(Some(format!(
+                "kv.set: the key is {} bytes; at most {} are allowed",
+                key.len(),
+                c.max_key_bytes
+            )));
         }
         if value.len() > c.max_value_bytes {
             return Ok(Some(format!(

@@ -66,8 +66,7 @@ fn limits_come_back_as_errors_and_keys_list_in_order() {
     assert_eq!(call::<Option<String>>(&h, e.as_ref(), set("c", "1")), None, "overwriting frees space");
     let keys: Vec<String> = call(&h, e.as_ref(), TestCall::new("kv", "keys", args(&("a", None::<String>, 10u32))));
     assert_eq!(keys, ["a", "ab"]);
-    let keys: Vec<String> =
-        call(&h, e.as_ref(), TestCall::new("kv", "keys", args(&("", Some("ab"), 1u32))));
+    let keys: Vec<String> = call(&h, e.as_ref(), TestCall::new("kv", "keys", args(&("", Some("ab"), 1u32))));
     assert_eq!(keys, ["b"], "paging with after and limit");
     assert!(call::<bool>(&h, e.as_ref(), TestCall::new("kv", "remove", args(&("a",)))));
     assert!(!call::<bool>(&h, e.as_ref(), TestCall::new("kv", "remove", args(&("a",)))));

@@ -207,8 +207,14 @@ const PRAGMAS: &[&str] = &[
 ];
 
 /// Pragmas of [`PRAGMAS`] that change something when given a value (refused to read-only modules).
-const SETTINGS: &[&str] =
-    &["foreign_keys", "user_version", "application_id", "defer_foreign_keys", "recursive_triggers", "case_sensitive_like"];
+const SETTINGS: &[&str] = &[
+    "foreign_keys",
+    "user_version",
+    "application_id",
+    "defer_foreign_keys",
+    "recursive_triggers",
+    "case_sensitive_like",
+];
 
 /// One service's open database.
 struct Db {
@@ -403,9 +409,7 @@ impl Sqlite {
             Ok(changes as u64)
         };
         match run() {
-            Ok(changes) => {
-                ExecuteResult { error: None, changes, last_insert_rowid: db.conn.last_insert_rowid() }
-            }
+            Ok(changes) => ExecuteResult { error: None, changes, last_insert_rowid: db.conn.last_insert_rowid() },
             Err(e) => failed(sql_error("execute", &e, time_left)),
         }
     }

@@ -98,10 +98,17 @@ fn query(sql: &str, params: Vec<Value>) -> TestCall {
 #[test]
 fn execute_and_query_with_parameters_give_typed_rows() {
     let db = Db::new("");
-    assert_eq!(db.batch("service-a", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, score REAL, raw BLOB)"), None);
+    assert_eq!(
+        db.batch("service-a", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, score REAL, raw BLOB)"),
+        None
+    );
     let r = db.execute(execute(
         "INSERT INTO notes (body, score, raw) VALUES (?1, ?2, ?3)",
-        vec![text("héllo"), Value { real: Some(2.5), ..Value::default() }, Value { blob: Some(vec![0, 255]), ..Value::default() }],
+        vec![
+            text("héllo"),
+            Value { real: Some(2.5), ..Value::default() },
+            Value { blob: Some(vec![0, 255]), ..Value::default() },
+        ],
     ));
     assert_eq!(r, ExecuteResult { error: None, changes: 1, last_insert_rowid: 1 });
     let r = db.execute(execute("INSERT INTO notes (body) VALUES (?)", vec![Value::default()]));

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value as JValue;
-
+use super::val::Val;
 use crate::parser::{Name, NodeId};
 use crate::trace::Source;
 use crate::value::Tetraplet;
@@ -13,11 +12,11 @@ use crate::value::Tetraplet;
 #[derive(Debug, Clone)]
 pub struct Item {
     /// The JSON value.
-    pub value: Arc<JValue>,
+    pub value: Val,
     /// Where it came from.
     pub tetraplet: Arc<Tetraplet>,
     /// Result-trace position of the state that produced it (stream values).
-    pub trace_pos: Option<usize>,
+    pub trace_pos: Option<u32>,
 }
 
 /// What a scalar lookup found.
@@ -31,67 +30,16 @@ pub enum Lookup<'a> {
     NotFound,
 }
 
+/// "No binding" / "no scope" in the index lists below.
+const NONE: u32 = u32::MAX;
+
+/// One binding of a scalar name, in [`Env::bindings`]: the bindings of a name are a list from
+/// its newest one (`prev` links to the older one).
 #[derive(Debug)]
 struct Binding {
-    scope: usize,
     value: Option<Item>,
-}
-
-/// The bindings of one scalar name, oldest first; the first is stored inline (most names are
-/// bound once), so binding a name allocates nothing.
-#[derive(Debug, Default)]
-struct Bindings {
-    first: Option<Binding>,
-    rest: Vec<Binding>,
-}
-
-impl Bindings {
-    fn len(&self) -> usize {
-        self.first.is_some() as usize + self.rest.len()
-    }
-
-    fn get(&self, i: usize) -> Option<&Binding> {
-        if i == 0 { self.first.as_ref() } else { self.rest.get(i - 1) }
-    }
-
-    fn get_mut(&mut self, i: usize) -> Option<&mut Binding> {
-        if i == 0 { self.first.as_mut() } else { self.rest.get_mut(i - 1) }
-    }
-
-    fn push(&mut self, b: Binding) {
-        match self.first {
-            None => self.first = Some(b),
-            Some(_) => self.rest.push(b),
-        }
-    }
-
-    fn truncate(&mut self, n: usize) {
-        if n == 0 {
-            self.first = None;
-            self.rest.clear();
-        } else {
-            self.rest.truncate(n - 1);
-        }
-    }
-
-    /// Index of the newest binding that satisfies `f`.
-    fn rposition(&self, f: impl Fn(&Binding) -> bool) -> Option<usize> {
-        (0..self.len()).rev().find(|i| self.get(*i).is_some_and(&f))
-    }
-
-    /// Drops the bindings of `scope` (the newest ones: scopes end in reverse order).
-    fn drop_scope(&mut self, scope: usize) {
-        while self.len() > 0 && self.get(self.len() - 1).is_some_and(|b| b.scope == scope) {
-            self.truncate(self.len() - 1);
-        }
-        if (0..self.len()).any(|i| self.get(i).is_some_and(|b| b.scope == scope)) {
-            let kept: Vec<Binding> =
-                self.first.take().into_iter().chain(self.rest.drain(..)).filter(|b| b.scope != scope).collect();
-            for b in kept {
-                self.push(b);
-            }
-        }
-    }
+    scope: u32,
+    prev: u32,
 }
 
 /// A fold's position over its items.
@@ -155,7 +103,7 @@ impl Stream {
             .iter()
             .filter_map(|v| {
                 let g = keys.binary_search(&(v.source, v.generation)).unwrap_or(0) as u32;
-                v.item.trace_pos.map(|p| (p, g))
+                v.item.trace_pos.map(|p| (p as usize, g))
             })
             .collect()
     }
@@ -180,13 +128,22 @@ fn slot<T: Default>(table: &mut Vec<T>, id: u32) -> &mut T {
 }
 
 /// All variables of a run, in tables indexed by [`Name::id`] (names are numbered by the parser).
+///
+/// Scalars: each name has the index of its newest binding (4 bytes a name, so a script of
+/// thousands of names costs little before it runs); the bindings are in one arena, freed slots
+/// are reused. Scopes: the global scope 0 and one per fold iteration, each knowing its parent;
+/// a binding is visible from its scope and the scopes below it. Iteration scopes close in
+/// reverse order of opening, so the names to drop at a scope's end are the tail of one log.
 #[derive(Debug, Default)]
 pub struct Env {
-    scalars: Vec<Bindings>,
-    /// Ancestor chain of each scope (itself first); scope 0 is global.
-    scope_chains: Vec<Vec<usize>>,
-    /// Names set in each scope, to drop them when the scope ends.
-    scope_names: Vec<Vec<u32>>,
+    scalars: Vec<u32>,
+    bindings: Vec<Binding>,
+    free: Vec<u32>,
+    /// Parent of each scope ([`NONE`] for the global one).
+    parents: Vec<u32>,
+    /// Names bound in the open iteration scopes, and where each scope's part starts.
+    log: Vec<u32>,
+    log_starts: Vec<u32>,
     /// Current scope.
     pub scope: usize,
     /// Active fold iterators.
@@ -200,9 +157,9 @@ pub struct Env {
 impl Env {
     /// An empty environment with the global scope, for a script with `names` names.
     pub fn new(names: u32) -> Self {
-        let mut scalars = Vec::new();
-        scalars.resize_with(names as usize, Bindings::default);
-        Env { scalars, scope_chains: vec![vec![0]], scope_names: vec![Vec::new()], ..Default::default() }
+        let names = names as usize;
+        // most names of a script are bound once
+        Env { scalars: vec![NONE; names], bindings: Vec::with_capacity(names), parents: vec![NONE], ..Default::default() }
     }
 
     /// Whether the current scope is global (outside any fold).
@@ -212,35 +169,106 @@ impl Env {
 
     /// Opens a fold iteration scope as a child of `base`; returns the previous scope.
     pub fn enter_iteration(&mut self, base: usize) -> usize {
-        let mut chain = Vec::with_capacity(self.scope_chains[base].len() + 1);
-        chain.push(self.scope_chains.len());
-        chain.extend(self.scope_chains[base].iter().copied());
-        self.scope_chains.push(chain);
-        self.scope_names.push(Vec::new());
-        std::mem::replace(&mut self.scope, self.scope_chains.len() - 1)
+        self.parents.push(base as u32);
+        self.log_starts.push(self.log.len() as u32);
+        std::mem::replace(&mut self.scope, self.parents.len() - 1)
     }
 
     /// Closes the current iteration scope (its scalars are dropped) and returns to `previous`.
     pub fn exit_iteration(&mut self, previous: usize) {
-        let scope = self.scope;
-        for id in std::mem::take(&mut self.scope_names[scope]) {
-            if let Some(list) = self.scalars.get_mut(id as usize) {
-                list.drop_scope(scope);
-            }
+        let scope = self.scope as u32;
+        let start = self.log_starts.pop().unwrap_or(0) as usize;
+        let mut log = std::mem::take(&mut self.log);
+        for id in log.drain(start.min(log.len())..) {
+            self.drop_scope(id, scope);
         }
+        self.log = log;
         self.scope = previous;
     }
 
-    fn visible(&self, binding_scope: usize) -> bool {
-        self.scope_chains[self.scope].contains(&binding_scope)
+    /// Unlinks the bindings of `scope` from the list of name `id`.
+    fn drop_scope(&mut self, id: u32, scope: u32) {
+        let Some(&head) = self.scalars.get(id as usize) else { return };
+        // `link`: the binding whose `prev` points at `i` (NONE: the list head)
+        let (mut link, mut i) = (NONE, head);
+        while i != NONE {
+            let b = &self.bindings[i as usize];
+            let prev = b.prev;
+            if b.scope == scope {
+                match link {
+                    NONE => self.scalars[id as usize] = prev,
+                    l => self.bindings[l as usize].prev = prev,
+                }
+                self.release(i);
+            } else {
+                link = i;
+            }
+            i = prev;
+        }
+    }
+
+    fn release(&mut self, i: u32) {
+        self.bindings[i as usize].value = None;
+        self.free.push(i);
+    }
+
+    /// Adds a binding at the head of name `id`'s list.
+    fn bind(&mut self, id: u32, value: Option<Item>) {
+        let i = id as usize;
+        if self.scalars.len() <= i {
+            self.scalars.resize(i + 1, NONE);
+        }
+        let b = Binding { value, scope: self.scope as u32, prev: self.scalars[i] };
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.bindings[at as usize] = b;
+                at
+            }
+            None => {
+                self.bindings.push(b);
+                (self.bindings.len() - 1) as u32
+            }
+        };
+        self.scalars[i] = at;
+        if self.scope != 0 {
+            self.log.push(id);
+        }
+    }
+
+    #[inline]
+    fn visible(&self, binding_scope: u32) -> bool {
+        let mut s = self.scope as u32;
+        loop {
+            if s == binding_scope {
+                return true;
+            }
+            if s == 0 || s == NONE {
+                return false;
+            }
+            s = self.parents[s as usize];
+        }
+    }
+
+    /// The newest binding of `name` visible from the current scope.
+    #[inline]
+    fn visible_binding(&self, name: Name<'_>) -> Option<u32> {
+        let mut i = *self.scalars.get(name.id as usize)?;
+        while i != NONE {
+            let b = &self.bindings[i as usize];
+            if b.scope == 0 || self.visible(b.scope) {
+                return Some(i);
+            }
+            i = b.prev;
+        }
+        None
     }
 
     /// Looks a scalar up.
+    #[inline]
     pub fn scalar(&self, name: Name<'_>) -> Lookup<'_> {
-        let Some(list) = self.scalars.get(name.id as usize) else { return Lookup::NotFound };
-        match list.rposition(|b| self.visible(b.scope)).and_then(|i| list.get(i)) {
-            Some(Binding { value: Some(item), .. }) => Lookup::Found(item),
-            Some(Binding { value: None, .. }) => Lookup::Cleared,
+        match self.visible_binding(name).map(|i| &self.bindings[i as usize].value) {
+            Some(Some(item)) => Lookup::Found(item),
+            Some(None) => Lookup::Cleared,
             None => Lookup::NotFound,
         }
     }
@@ -252,35 +280,34 @@ impl Env {
 
     /// Sets a scalar (callers check [`Env::would_shadow`] first).
     pub fn set_scalar(&mut self, name: Name<'_>, item: Item) {
-        let scope = self.scope;
-        let chain = &self.scope_chains[scope];
-        let list = slot(&mut self.scalars, name.id);
-        let visible_idx = list.rposition(|b| chain.contains(&b.scope));
-        if let Some(b) = visible_idx.and_then(|i| list.get_mut(i))
-            && b.scope == scope
-            && (scope != 0 || b.value.is_none())
-        {
-            b.value = Some(item);
-            return;
+        let scope = self.scope as u32;
+        if let Some(i) = self.visible_binding(name) {
+            let b = &mut self.bindings[i as usize];
+            if b.scope == scope && (scope != 0 || b.value.is_none()) {
+                b.value = Some(item);
+                return;
+            }
         }
-        list.push(Binding { scope, value: Some(item) });
-        self.scope_names[scope].push(name.id);
+        self.bind(name.id, Some(item));
     }
 
     /// `new name` for a scalar: returns the mark to restore at scope exit.
-    pub fn new_scalar(&mut self, name: Name<'_>) -> usize {
-        let scope = self.scope;
-        let list = slot(&mut self.scalars, name.id);
-        list.push(Binding { scope, value: None });
-        self.scope_names[scope].push(name.id);
-        list.len() - 1
+    pub fn new_scalar(&mut self, name: Name<'_>) -> u32 {
+        let mark = self.scalars.get(name.id as usize).copied().unwrap_or(NONE);
+        self.bind(name.id, None);
+        mark
     }
 
-    /// End of `new name` for a scalar.
-    pub fn end_new_scalar(&mut self, name: Name<'_>, mark: usize) {
-        if let Some(list) = self.scalars.get_mut(name.id as usize) {
-            list.truncate(mark);
+    /// End of `new name` for a scalar: the bindings made since (the `new` one included) go.
+    pub fn end_new_scalar(&mut self, name: Name<'_>, mark: u32) {
+        let Some(&head) = self.scalars.get(name.id as usize) else { return };
+        let mut i = head;
+        while i != NONE && i != mark {
+            let prev = self.bindings[i as usize].prev;
+            self.release(i);
+            i = prev;
         }
+        self.scalars[name.id as usize] = i;
     }
 
     /// The slots of a stream (one per open `new`; the last is current).
@@ -348,7 +375,7 @@ mod tests {
     use super::*;
 
     fn item(v: i64) -> Item {
-        Item { value: Arc::new(JValue::from(v)), tetraplet: Arc::new(Tetraplet::default()), trace_pos: None }
+        Item { value: Val::from(serde_json::Value::from(v)), tetraplet: Arc::new(Tetraplet::default()), trace_pos: None }
     }
 
     fn n(id: u32) -> Name<'static> {
@@ -357,7 +384,7 @@ mod tests {
 
     fn get(env: &Env, name: Name<'_>) -> Option<i64> {
         match env.scalar(name) {
-            Lookup::Found(i) => i.value.as_i64(),
+            Lookup::Found(Item { value: Val::Json(v), .. }) => v.as_i64(),
             _ => None,
         }
     }

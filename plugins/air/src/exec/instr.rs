@@ -1,5 +1,6 @@
 //! Leaf instructions: call, canon, ap, fail, match.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Value as JValue, json};
@@ -7,15 +8,16 @@ use serde_json::{Value as JValue, json};
 use super::env::{CanonValue, Item, StreamValue};
 use super::errors::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
 use super::resolve::{Resolved, kv};
+use super::val::Val;
 use super::{Engine, ErrorSlot};
-use crate::data::{CallState, CanonElement, CanonResult, CanonState, OutputKind, ServiceResult, State};
+use crate::data::{ArgumentHash, CallState, CanonElement, CanonResult, CanonState, OutputKind, ServiceResult, State};
 use crate::interpreter::CallRequest;
 use crate::parser::{Ap, ApDest, ApMap, Call, CallOutput, Canon, CanonDest, Fail, Name, NodeId, Value};
 use crate::trace::{CallMerge, Source};
 use crate::value::Tetraplet;
 
 /// A call argument: a literal (resolved only when needed) or a resolved value.
-enum Arg<'v> {
+pub(crate) enum Arg<'v> {
     Literal(&'v Value<'v>),
     Resolved(Resolved),
 }
@@ -58,12 +60,26 @@ impl<'a> Engine<'a> {
 
     /// Resolves a peer/service/function part to a string; `Ok(None)` is a join.
     fn triplet_part(&self, v: &'a Value<'a>) -> Result<Option<Part<'a>>, CatchableError> {
-        if let Value::Literal(s) = v {
-            return Ok(Some(Part::Literal(s)));
-        }
-        let Some(r) = self.resolve(v)? else { return Ok(None) };
-        match &*r.value {
-            JValue::String(_) => Ok(Some(Part::Value(r.value))),
+        let value = match v {
+            Value::Literal(s) => return Ok(Some(Part::Literal(s))),
+            // a scalar (the usual peer variable): no need to copy its tetraplet
+            Value::Scalar { name, lambda: None } => {
+                let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
+                if let Some(s) = self.texts.plain_str(&item.value) {
+                    return Ok(Some(Part::Literal(s)));
+                }
+                self.texts.json(&item.value)
+            }
+            _ => {
+                let Some(r) = self.resolve(v)? else { return Ok(None) };
+                if let Some(s) = self.texts.plain_str(&r.value) {
+                    return Ok(Some(Part::Literal(s)));
+                }
+                self.texts.json(&r.value)
+            }
+        };
+        match &*value {
+            JValue::String(_) => Ok(Some(Part::Value(value))),
             other => Err(CatchableError::NonStringValueInTripletResolution {
                 variable_name: v.to_string(),
                 actual_value: other.clone(),
@@ -103,8 +119,18 @@ impl<'a> Engine<'a> {
         serde_json::from_str(text).map_err(|e| UncatchableError::MalformedStoredValue(e.to_string()).into())
     }
 
-    /// blake3 of the JSON text of the arguments (`[a,b,…]`, as `serde_json::to_string` writes it).
-    fn argument_hash(&mut self, args: &[Arg<'_>]) -> [u8; 32] {
+    /// The value of a stored JSON text (kept as text when it is valid JSON, see [`Val`]).
+    fn stored_value(&mut self, text: &Cow<'a, str>) -> Result<Val, ExecError> {
+        let value = match text {
+            Cow::Borrowed(t) => self.texts.value(t),
+            Cow::Owned(t) => serde_json::from_str::<JValue>(t).map(Val::from),
+        };
+        value.map_err(|e| UncatchableError::MalformedStoredValue(e.to_string()).into())
+    }
+
+    /// The [`ArgumentHash`] of the JSON text of the arguments (`[a,b,…]`, as
+    /// `serde_json::to_string` writes it).
+    fn argument_hash(&mut self, args: &[Arg<'_>]) -> ArgumentHash {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.push(b'[');
@@ -112,20 +138,20 @@ impl<'a> Engine<'a> {
             if i > 0 {
                 buf.push(b',');
             }
-            // writing JSON into a Vec cannot fail
-            let _ = match a {
-                Arg::Resolved(r) => serde_json::to_writer(&mut buf, &*r.value),
-                Arg::Literal(Value::Literal(s)) => serde_json::to_writer(&mut buf, s),
-                Arg::Literal(Value::InitPeerId) => serde_json::to_writer(&mut buf, self.ctx.init_peer_id),
-                Arg::Literal(Value::Number(crate::parser::Number::Int(n))) => serde_json::to_writer(&mut buf, n),
-                Arg::Literal(v) => match self.resolve(v) {
-                    Ok(Some(r)) => serde_json::to_writer(&mut buf, &*r.value),
-                    _ => Ok(()),
-                },
-            };
+            match a {
+                Arg::Resolved(r) => self.texts.write(&r.value, &mut buf),
+                Arg::Literal(Value::Literal(s)) => crate::json::write_str(&mut buf, s),
+                Arg::Literal(Value::InitPeerId) => crate::json::write_str(&mut buf, self.ctx.init_peer_id),
+                Arg::Literal(Value::Number(crate::parser::Number::Int(n))) => crate::json::write_int(&mut buf, *n),
+                Arg::Literal(v) => {
+                    if let Ok(Some(r)) = self.resolve(v) {
+                        self.texts.write(&r.value, &mut buf);
+                    }
+                }
+            }
         }
         buf.push(b']');
-        let hash = *blake3::hash(&buf).as_bytes();
+        let hash = ArgumentHash::of(&buf);
         self.scratch = buf;
         hash
     }
@@ -135,6 +161,15 @@ impl<'a> Engine<'a> {
     }
 
     pub(crate) fn exec_call(&mut self, node: NodeId, c: &'a Call<'a>) -> Result<(), ExecError> {
+        // the argument list's buffer is reused from call to call
+        let mut args = std::mem::take(&mut self.arg_scratch);
+        let result = self.call_with(node, c, &mut args);
+        args.clear();
+        self.arg_scratch = args;
+        result
+    }
+
+    fn call_with(&mut self, node: NodeId, c: &'a Call<'a>, args: &mut Vec<Arg<'a>>) -> Result<(), ExecError> {
         let current = self.ctx.current_peer_id;
         // 1. triplet
         let mut parts: [Option<Part<'a>>; 3] = [None, None, None];
@@ -157,7 +192,7 @@ impl<'a> Engine<'a> {
         // 3. arguments
         let mut joinable = false;
         let call_args = self.ast.call_args(c);
-        let mut args: Vec<Arg<'a>> = Vec::with_capacity(call_args.len());
+        args.clear();
         for a in call_args {
             if is_literal(a) {
                 args.push(Arg::Literal(a));
@@ -193,7 +228,7 @@ impl<'a> Engine<'a> {
                 match self.call_results.get(&id) {
                     Some(result) => {
                         self.consumed.insert(id);
-                        let argument_hash = self.argument_hash(&args);
+                        let argument_hash = self.argument_hash(args);
                         self.consume(node, c, service, function, argument_hash, result.ret_code, &result.result)
                     }
                     None => {
@@ -214,29 +249,30 @@ impl<'a> Engine<'a> {
             }
             CallMerge::Met(CallState::Executed { result, output }, source) => {
                 let t = &result.tetraplet;
-                if t.peer_pk != peer || t.service_id != service || t.function_name != function || !t.lens.is_empty() {
+                if *t.peer_pk != *peer || *t.service_id != *service || *t.function_name != *function || !t.lens.is_empty()
+                {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "tetraplet",
                     }
                     .into());
                 }
-                if !joinable && result.argument_hash != self.argument_hash(&args) {
+                if !joinable && result.argument_hash != self.argument_hash(args) {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "argument hash",
                     }
                     .into());
                 }
-                let value = Self::parse_stored(&result.value)?;
-                let item = Item { value: Arc::new(value), tetraplet: result.tetraplet.clone(), trace_pos: None };
+                let value = self.stored_value(&result.value)?;
+                let item = Item { value, tetraplet: result.tetraplet.clone(), trace_pos: None };
                 let pos = self.trace.result.len();
                 match (&c.output, output) {
                     (CallOutput::Scalar(name), OutputKind::Scalar) => {
                         self.env.set_scalar(*name, item);
                     }
                     (CallOutput::Stream(name), OutputKind::Stream { generation }) => {
-                        let item = Item { trace_pos: Some(pos), ..item };
+                        let item = Item { trace_pos: Some(pos as u32), ..item };
                         self.push_stream(*name, item, source, Some(generation))?;
                     }
                     (CallOutput::None, OutputKind::Unused) => {}
@@ -273,29 +309,31 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn request(&mut self, service: &str, function: &str, args: Vec<Arg<'_>>) {
-        let args: Vec<Resolved> = args
-            .into_iter()
-            .filter_map(|a| match a {
-                Arg::Resolved(r) => Some(r),
+    fn request(&mut self, service: &str, function: &str, args: &mut Vec<Arg<'_>>) {
+        let mut arguments = Vec::with_capacity(args.len());
+        let mut tetraplets = Vec::with_capacity(args.len());
+        for a in args.drain(..) {
+            let r = match a {
+                Arg::Resolved(r) => r,
                 // literals always resolve
-                Arg::Literal(v) => self.resolve(v).ok().flatten(),
-            })
-            .collect();
+                Arg::Literal(v) => match self.resolve(v) {
+                    Ok(Some(r)) => r,
+                    _ => continue,
+                },
+            };
+            arguments.push(self.texts.json(&r.value));
+            tetraplets.push(r.tetraplets);
+        }
         self.lcid += 1;
         let id = self.lcid;
-        let tetraplets = args.iter().map(|r| r.tetraplets.to_vec()).collect();
-        let arguments = args.into_iter().map(|r| r.value).collect();
-        self.call_requests.insert(
+        // ids only grow: the requests stay in id order
+        self.call_requests.push(CallRequest {
             id,
-            CallRequest {
-                id,
-                service_id: service.to_string(),
-                function_name: function.to_string(),
-                arguments,
-                tetraplets,
-            },
-        );
+            service_id: service.to_string(),
+            function_name: function.to_string(),
+            arguments,
+            tetraplets,
+        });
         let me = self.me();
         self.trace.push(State::Call(CallState::SentBy { peer: me, call_id: Some(id) }));
         self.complete = false;
@@ -309,8 +347,8 @@ impl<'a> Engine<'a> {
     /// `{this peer, service, function, ""}`, shared with the previous result of the same service.
     fn own_tetraplet(&mut self, service: &str, function: &str) -> Arc<Tetraplet> {
         if let Some(t) = &self.own_tetraplet
-            && t.service_id == service
-            && t.function_name == function
+            && *t.service_id == *service
+            && *t.function_name == *function
         {
             return t.clone();
         }
@@ -326,16 +364,16 @@ impl<'a> Engine<'a> {
         c: &'a Call<'a>,
         service: &str,
         function: &str,
-        argument_hash: [u8; 32],
+        argument_hash: ArgumentHash,
         ret_code: i32,
-        text: &str,
+        text: &'a str,
     ) -> Result<(), ExecError> {
         let current = self.ctx.current_peer_id;
         let tetraplet = self.own_tetraplet(service, function);
         let parsed = if ret_code != 0 {
             Err((ret_code, text.to_string()))
         } else {
-            serde_json::from_str::<JValue>(text).map_err(|e| {
+            self.texts.value(text).map_err(|e| {
                 (
                     i32::MAX,
                     format!(
@@ -359,17 +397,16 @@ impl<'a> Engine<'a> {
             }
             Ok(value) => {
                 // the text as the service gave it: it parses to `value` on every replay
-                let result =
-                    ServiceResult { value: text.to_string().into(), tetraplet: tetraplet.clone(), argument_hash };
+                let result = ServiceResult { value: Cow::Borrowed(text), tetraplet: tetraplet.clone(), argument_hash };
                 let pos = self.trace.result.len();
-                let item = Item { value: Arc::new(value), tetraplet, trace_pos: None };
+                let item = Item { value, tetraplet, trace_pos: None };
                 let output = match &c.output {
                     CallOutput::Scalar(name) => {
                         self.env.set_scalar(*name, item);
                         OutputKind::Scalar
                     }
                     CallOutput::Stream(name) => {
-                        let item = Item { trace_pos: Some(pos), ..item };
+                        let item = Item { trace_pos: Some(pos as u32), ..item };
                         let generation = self.push_stream(*name, item, Source::New, None)?;
                         OutputKind::Stream { generation }
                     }
@@ -398,7 +435,7 @@ impl<'a> Engine<'a> {
         let merged = self.trace.meet_canon().map_err(|e| self.trace_err(node, e))?;
         let (result, elements) = match merged {
             Some((CanonState::Executed(result), _)) => {
-                if result.tetraplet.peer_pk != peer {
+                if *result.tetraplet.peer_pk != *peer {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "canon tetraplet",
@@ -407,11 +444,8 @@ impl<'a> Engine<'a> {
                 }
                 let mut elements = Vec::with_capacity(result.values.len());
                 for el in &result.values {
-                    elements.push(Item {
-                        value: Arc::new(Self::parse_stored(&el.value)?),
-                        tetraplet: el.tetraplet.clone(),
-                        trace_pos: None,
-                    });
+                    let value = self.stored_value(&el.value)?;
+                    elements.push(Item { value, tetraplet: el.tetraplet.clone(), trace_pos: None });
                 }
                 (result, elements)
             }
@@ -439,9 +473,16 @@ impl<'a> Engine<'a> {
                         .collect(),
                     None => Vec::new(),
                 };
+                // a value kept as text is stored as that text (it parses to the same value)
                 let values = elements
                     .iter()
-                    .map(|e| CanonElement { value: e.value.to_string().into(), tetraplet: e.tetraplet.clone() })
+                    .map(|e| {
+                        let value = match self.texts.text(&e.value) {
+                            Some(t) => Cow::Borrowed(t),
+                            None => Cow::Owned(self.texts.json_ref(&e.value).to_string()),
+                        };
+                        CanonElement { value, tetraplet: e.tetraplet.clone() }
+                    })
                     .collect();
                 self.produced = true;
                 (Box::new(CanonResult { tetraplet: Arc::new(Tetraplet::literal(peer)), values }), elements)
@@ -456,10 +497,10 @@ impl<'a> Engine<'a> {
             CanonDest::Scalar(name) => {
                 let mut map = serde_json::Map::new();
                 for e in &elements {
-                    let (k, v) = kv(&e.value);
+                    let (k, v) = kv(self.texts.json_ref(&e.value));
                     map.entry(k).or_insert(v);
                 }
-                let item = Item { value: Arc::new(JValue::Object(map)), tetraplet: canon_tetraplet, trace_pos: None };
+                let item = Item { value: Val::from(JValue::Object(map)), tetraplet: canon_tetraplet, trace_pos: None };
                 self.env.set_scalar(*name, item);
             }
         }
@@ -496,7 +537,7 @@ impl<'a> Engine<'a> {
     fn ap_to_stream(&mut self, node: NodeId, name: Name<'a>, item: Item) -> Result<(), ExecError> {
         let merged = self.trace.meet_ap().map_err(|e| self.trace_err(node, e))?;
         let pos = self.trace.result.len();
-        let item = Item { trace_pos: Some(pos), ..item };
+        let item = Item { trace_pos: Some(pos as u32), ..item };
         let generation = match merged {
             Some((g, source)) => self.push_stream(name, item, source, Some(g))?,
             None => self.push_stream(name, item, Source::New, None)?,
@@ -514,7 +555,7 @@ impl<'a> Engine<'a> {
             }
             Err(e) => return Err(self.raise(node, e, None, None)),
         };
-        let key_ok = match &*key.value {
+        let key_ok = match self.texts.json_ref(&key.value) {
             JValue::String(_) => true,
             JValue::Number(n) => n.is_i64() || n.is_u64(),
             _ => false,
@@ -531,8 +572,8 @@ impl<'a> Engine<'a> {
             Err(e) => return Err(self.raise(node, e, None, None)),
         };
         let tetraplet = value.tetraplet_or(&self.literal);
-        let kv = json!({"key": (*key.value).clone(), "value": (*value.value).clone()});
-        self.ap_to_stream(node, a.map, Item { value: Arc::new(kv), tetraplet, trace_pos: None })
+        let kv = json!({"key": self.texts.json_ref(&key.value).clone(), "value": self.texts.json_ref(&value.value).clone()});
+        self.ap_to_stream(node, a.map, Item { value: Val::from(kv), tetraplet, trace_pos: None })
     }
 
     pub(crate) fn exec_match(
@@ -553,7 +594,7 @@ impl<'a> Engine<'a> {
                 Err(e) => return Err(self.raise(node, e, None, None)),
             }
         }
-        let equal = values[0] == values[1];
+        let equal = self.texts.json_ref(&values[0]) == self.texts.json_ref(&values[1]);
         if equal != negate {
             return Ok(true);
         }
@@ -579,13 +620,14 @@ impl<'a> Engine<'a> {
                     Ok(None) => return Ok(()),
                     Err(e) => return Err(self.raise(node, e, None, None)),
                 };
-                if let Err(e) = check_error_object(&r.value) {
+                let object = self.texts.json(&r.value);
+                if let Err(e) = check_error_object(&object) {
                     return Err(self.raise(node, e.into(), None, None));
                 }
                 // `(fail :error:)` re-raises the original error; anything else is a user error
                 let rethrow = matches!(v, Value::Error(None));
                 let tetraplet = r.tetraplets.first().cloned();
-                self.fail_with_object(node, (*r.value).clone(), tetraplet, rethrow)
+                self.fail_with_object(node, (*object).clone(), tetraplet, rethrow)
             }
         }
     }

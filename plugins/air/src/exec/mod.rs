@@ -10,6 +10,7 @@ mod env;
 mod errors;
 mod instr;
 mod resolve;
+mod val;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::parser::{Ast, Fold, Instr, Iterable, Name, NodeId};
 use crate::trace::{FoldCtx, ParCtx, TraceError, TraceHandler};
 use crate::value::Tetraplet;
 use env::{Cursor, Env, Item};
+use val::Texts;
 
 /// Run parameters the engine needs.
 pub(crate) struct Ctx<'a> {
@@ -61,7 +63,7 @@ struct StreamFold<'a> {
 }
 
 enum NewKind<'a> {
-    Scalar(Name<'a>, usize),
+    Scalar(Name<'a>, u32),
     Stream(Name<'a>),
     Canon(Name<'a>),
 }
@@ -106,7 +108,8 @@ pub(crate) struct Engine<'a> {
     last_error: ErrorSlot,
     error: ErrorSlot,
     next_peers: Vec<String>,
-    call_requests: BTreeMap<u32, CallRequest>,
+    /// In id order (ids only grow).
+    call_requests: Vec<CallRequest>,
     lcid: u32,
     call_results: &'a BTreeMap<u32, CallResult>,
     consumed: BTreeSet<u32>,
@@ -119,8 +122,12 @@ pub(crate) struct Engine<'a> {
     own_tetraplet: Option<Arc<Tetraplet>>,
     /// Scratch buffer for the JSON text of call arguments.
     scratch: Vec<u8>,
+    /// Scratch list of a call's arguments.
+    arg_scratch: Vec<instr::Arg<'a>>,
     /// This peer's id, shared by the `SentBy` states this run writes.
     me: Option<Arc<str>>,
+    /// The JSON texts of values parsed on first use.
+    texts: Texts<'a>,
 }
 
 impl<'a> Engine<'a> {
@@ -137,7 +144,9 @@ impl<'a> Engine<'a> {
             literal,
             own_tetraplet: None,
             scratch: Vec::new(),
+            arg_scratch: Vec::new(),
             me: None,
+            texts: Texts::with_capacity(trace.input_len()),
             ast,
             ctx,
             trace,
@@ -146,7 +155,7 @@ impl<'a> Engine<'a> {
             last_error: ErrorSlot::none(),
             error: ErrorSlot::none(),
             next_peers: Vec::new(),
-            call_requests: BTreeMap::new(),
+            call_requests: Vec::new(),
             lcid,
             call_results,
             consumed: BTreeSet::new(),
@@ -169,7 +178,7 @@ impl<'a> Engine<'a> {
             trace: self.trace.into_result(),
             produced: self.produced,
             next_peers: self.next_peers,
-            call_requests: self.call_requests.into_values().collect(),
+            call_requests: self.call_requests,
             lcid: self.lcid,
             unconsumed,
         }
@@ -194,7 +203,12 @@ impl<'a> Engine<'a> {
                         let msg = format!("trace longer than {} states", self.ctx.limits.max_trace_len);
                         return Err(UncatchableError::LimitExceeded(msg).into());
                     }
-                    self.start(node, &mut stack)
+                    let step = self.start(node, &mut stack);
+                    if self.texts.failed() {
+                        let msg = "a value that was checked as JSON does not parse".to_string();
+                        return Err(UncatchableError::MalformedStoredValue(msg).into());
+                    }
+                    step
                 }
                 Step::Return(result) => match stack.pop() {
                     None => return result,
@@ -242,7 +256,8 @@ impl<'a> Engine<'a> {
                 Ok(false) => Step::Return(Ok(())),
                 Err(e) => Step::Return(Err(e)),
             },
-            Instr::New { name, body } => {
+            Instr::New(new) => {
+                let (name, body) = (&new.name, &new.body);
                 let kind = if name.starts_with('$') || name.starts_with('%') {
                     self.env.stream_slots(*name).push(None);
                     NewKind::Stream(*name)
@@ -261,7 +276,7 @@ impl<'a> Engine<'a> {
             Instr::ApMap(a) => Step::Return(self.exec_ap_map(node, a)),
             Instr::Fail(f) => Step::Return(self.exec_fail(node, f)),
             Instr::Fold(f) => self.start_fold(node, f, stack),
-            Instr::Next(it) => self.start_next(*it, stack),
+            Instr::Next(it) => self.start_next(**it, stack),
         }
     }
 
@@ -443,7 +458,7 @@ impl<'a> Engine<'a> {
             if let Some(group) = sf.pending.pop_front() {
                 let items: Vec<Item> = group.iter().map(|i| stream.values[*i].item.clone()).collect();
                 sf.visited.extend(group.iter().copied());
-                let first_pos = items[0].trace_pos;
+                let first_pos = items[0].trace_pos.map(|p| p as usize);
                 self.trace.iteration_start(&mut sf.ctx, first_pos);
                 let (iterator, body, last, base_scope) = (sf.iterator, sf.body, sf.last, sf.base_scope);
                 self.env.cursors_mut(iterator).push(Cursor {
@@ -491,7 +506,7 @@ impl<'a> Engine<'a> {
         let fold = cursor.stream_fold;
         if cursor.idx + 1 < cursor.items.len() {
             cursor.idx += 1;
-            let (pos, body, base) = (cursor.items[cursor.idx].trace_pos, cursor.body, cursor.base_scope);
+            let (pos, body, base) = (cursor.items[cursor.idx].trace_pos.map(|p| p as usize), cursor.body, cursor.base_scope);
             if let Some(fi) = fold {
                 let sf = &mut self.stream_folds[fi];
                 self.trace.iteration_next(&mut sf.ctx);

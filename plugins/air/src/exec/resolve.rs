@@ -8,42 +8,25 @@ use serde_json::Value as JValue;
 use super::Engine;
 use super::env::{Item, Lookup};
 use super::errors::{CatchableError, ExecError};
+use super::val::Val;
 use crate::parser::{Accessor, Lambda, Name, NodeId, Value};
-use crate::value::{LambdaError, Step, Tetraplet, apply_steps, step_from_value};
-
-/// The tetraplets of a resolved value: one, or one per element for canon streams and maps.
-#[derive(Debug, Clone)]
-pub(crate) enum Tetraplets {
-    One(Arc<Tetraplet>),
-    Many(Vec<Arc<Tetraplet>>),
-}
-
-impl std::ops::Deref for Tetraplets {
-    type Target = [Arc<Tetraplet>];
-
-    fn deref(&self) -> &[Arc<Tetraplet>] {
-        match self {
-            Tetraplets::One(t) => std::slice::from_ref(t),
-            Tetraplets::Many(v) => v,
-        }
-    }
-}
+use crate::value::{LambdaError, Step, Tetraplet, Tetraplets, apply_steps, step_from_value};
 
 /// A resolved value.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
-    pub value: Arc<JValue>,
+    pub value: Val,
     /// One per value, or one per element for canon streams and maps.
     pub tetraplets: Tetraplets,
 }
 
 impl Resolved {
     fn one(value: JValue, tetraplet: Tetraplet) -> Self {
-        Resolved { value: Arc::new(value), tetraplets: Tetraplets::One(Arc::new(tetraplet)) }
+        Resolved { value: Val::from(value), tetraplets: Tetraplets::One(Arc::new(tetraplet)) }
     }
 
     fn shared(value: JValue, tetraplet: &Arc<Tetraplet>) -> Self {
-        Resolved { value: Arc::new(value), tetraplets: Tetraplets::One(tetraplet.clone()) }
+        Resolved { value: Val::from(value), tetraplets: Tetraplets::One(tetraplet.clone()) }
     }
 
     /// The single tetraplet (the first one, or the given fallback).
@@ -56,11 +39,6 @@ impl Resolved {
 pub(crate) type Resolution<T> = Result<Option<T>, CatchableError>;
 
 impl Engine<'_> {
-    /// A scalar or iterator item.
-    fn scalar_item(&self, name: Name<'_>) -> Resolution<Item> {
-        self.scalar_ref(name).map(|i| i.cloned())
-    }
-
     /// A scalar or iterator item, borrowed.
     pub(crate) fn scalar_ref(&self, name: Name<'_>) -> Resolution<&Item> {
         if let Some(item) = self.env.iterator(name) {
@@ -80,8 +58,8 @@ impl Engine<'_> {
                 Accessor::Field(f) => Step::Field(f.to_string()),
                 Accessor::Index(i) => Step::Index(*i),
                 Accessor::Scalar(name) => {
-                    let Some(item) = self.scalar_item(*name)? else { return Ok(None) };
-                    step_from_value(&item.value)?
+                    let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
+                    step_from_value(self.texts.json_ref(&item.value))?
                 }
             });
         }
@@ -106,7 +84,7 @@ impl Engine<'_> {
                 let slot = if matches!(value, Value::LastError(_)) { &self.last_error } else { &self.error };
                 let tetraplet = slot.tetraplet.clone().unwrap_or_else(|| self.literal.clone());
                 match lambda {
-                    None => Resolved { value: slot.object.clone(), tetraplets: Tetraplets::One(tetraplet) },
+                    None => Resolved { value: Val::Json(slot.object.clone()), tetraplets: Tetraplets::One(tetraplet) },
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
                         let v = apply_steps(&slot.object, &steps)?.clone();
@@ -115,19 +93,19 @@ impl Engine<'_> {
                 }
             }
             Value::Scalar { name, lambda } => {
-                let Some(item) = self.scalar_item(*name)? else { return Ok(None) };
+                let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
                 match lambda {
-                    None => Resolved { value: item.value, tetraplets: Tetraplets::One(item.tetraplet) },
+                    None => Resolved { value: item.value.clone(), tetraplets: Tetraplets::One(item.tetraplet.clone()) },
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
-                        let v = apply_steps(&item.value, &steps)?.clone();
+                        let v = apply_steps(self.texts.json_ref(&item.value), &steps)?.clone();
                         Resolved::one(v, item.tetraplet.with_lens(&l.to_string()))
                     }
                 }
             }
             Value::ScalarLength(name) => {
-                let Some(item) = self.scalar_item(*name)? else { return Ok(None) };
-                match &*item.value {
+                let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
+                match self.texts.json_ref(&item.value) {
                     JValue::Array(a) => {
                         Resolved::one(JValue::from(a.len()), Tetraplet { lens: ".length".into(), ..Default::default() })
                     }
@@ -138,7 +116,9 @@ impl Engine<'_> {
                 let Some(canon) = self.env.canon(*name) else { return Ok(None) };
                 match lambda {
                     None => Resolved {
-                        value: Arc::new(JValue::Array(canon.elements.iter().map(|e| (*e.value).clone()).collect())),
+                        value: Val::from(JValue::Array(
+                            canon.elements.iter().map(|e| self.texts.json_ref(&e.value).clone()).collect(),
+                        )),
                         tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet.clone()).collect()),
                     },
                     Some(l) => {
@@ -157,7 +137,7 @@ impl Engine<'_> {
                             }
                             .into());
                         };
-                        let v = apply_steps(&el.value, rest)?.clone();
+                        let v = apply_steps(self.texts.json_ref(&el.value), rest)?.clone();
                         Resolved::shared(v, &el.tetraplet)
                     }
                 }
@@ -167,7 +147,7 @@ impl Engine<'_> {
                 Resolved::one(
                     JValue::from(canon.elements.len()),
                     Tetraplet {
-                        peer_pk: self.ctx.current_peer_id.to_string(),
+                        peer_pk: self.ctx.current_peer_id.into(),
                         service_id: ".length".into(),
                         ..Default::default()
                     },
@@ -179,14 +159,14 @@ impl Engine<'_> {
                     None => {
                         let mut map = serde_json::Map::new();
                         for e in &canon.elements {
-                            let (k, v) = kv(&e.value);
+                            let (k, v) = kv(self.texts.json_ref(&e.value));
                             match map.entry(k).or_insert_with(|| JValue::Array(Vec::new())) {
                                 JValue::Array(a) => a.push(v),
                                 _ => unreachable!("only arrays are inserted"),
                             }
                         }
                         Resolved {
-                            value: Arc::new(JValue::Object(map)),
+                            value: Val::from(JValue::Object(map)),
                             tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet.clone()).collect()),
                         }
                     }
@@ -197,24 +177,25 @@ impl Engine<'_> {
                             Step::Field(f) => f.clone(),
                             Step::Index(i) => i.to_string(),
                         };
-                        let matching: Vec<&Item> = canon.elements.iter().filter(|e| kv(&e.value).0 == key).collect();
+                        let kv = |e: &Item| kv(self.texts.json_ref(&e.value));
+                        let matching: Vec<&Item> = canon.elements.iter().filter(|e| kv(e).0 == key).collect();
                         match rest.split_first() {
                             None => Resolved::one(
-                                JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect()),
+                                JValue::Array(matching.iter().map(|e| kv(e).1).collect()),
                                 canon.tetraplet.with_lens(&l.to_string()),
                             ),
                             Some((Step::Index(i), rest)) => {
-                                let values: JValue = JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect());
+                                let values: JValue = JValue::Array(matching.iter().map(|e| kv(e).1).collect());
                                 let Some(el) = matching.get(*i as usize) else {
                                     return Err(
                                         LambdaError::ValueNotContainSuchArrayIdx { value: values, idx: *i }.into()
                                     );
                                 };
-                                let v = apply_steps(&kv(&el.value).1, rest)?.clone();
+                                let v = apply_steps(&kv(el).1, rest)?.clone();
                                 Resolved::shared(v, &el.tetraplet)
                             }
                             Some((Step::Field(f), _)) => {
-                                let values: JValue = JValue::Array(matching.iter().map(|e| kv(&e.value).1).collect());
+                                let values: JValue = JValue::Array(matching.iter().map(|e| kv(e).1).collect());
                                 return Err(LambdaError::FieldAccessorNotMatchValue {
                                     value: values,
                                     field_name: f.clone(),
@@ -245,18 +226,21 @@ impl Engine<'_> {
                 }
                 _ => {
                     let Some(r) = self.resolve(iterable)? else { return Ok(None) };
-                    let JValue::Array(values) = &*r.value else {
-                        return Err(CatchableError::FoldIteratesOverNonArray((*r.value).clone(), iterable.to_string()));
+                    let JValue::Array(values) = self.texts.json_ref(&r.value) else {
+                        let value = self.texts.json_ref(&r.value).clone();
+                        return Err(CatchableError::FoldIteratesOverNonArray(value, iterable.to_string()));
                     };
                     let base = r.tetraplet_or(&self.literal);
+                    let mut lens = String::new();
                     Ok(Some(
                         values
                             .iter()
                             .enumerate()
-                            .map(|(i, v)| Item {
-                                value: Arc::new(v.clone()),
-                                tetraplet: Arc::new(base.with_lens(&format!(".$.[{i}]"))),
-                                trace_pos: None,
+                            .map(|(i, v)| {
+                                use std::fmt::Write;
+                                lens.clear();
+                                let _ = write!(lens, ".$.[{i}]");
+                                Item { value: Val::from(v.clone()), tetraplet: Arc::new(base.with_lens(&lens)), trace_pos: None }
                             })
                             .collect(),
                     ))

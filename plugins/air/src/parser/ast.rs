@@ -7,19 +7,21 @@
 
 use std::fmt;
 
-/// Byte range `[start, end)` in the script text.
+/// Byte range `[start, end)` in the script text (scripts are far below 4 GiB: the parser's size
+/// limit is checked first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
     /// First byte.
-    pub start: usize,
+    pub start: u32,
     /// One past the last byte.
-    pub end: usize,
+    pub end: u32,
 }
 
 impl Span {
     /// A span from `start` to `end`.
+    #[inline(always)]
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end }
+        Span { start: start as u32, end: end as u32 }
     }
 }
 
@@ -155,19 +157,23 @@ pub enum Instr<'a> {
     Fail(Box<Fail<'a>>),
     /// `(fold ITERABLE ITERATOR BODY LAST?)`
     Fold(Box<Fold<'a>>),
-    /// `(next ITERATOR)`
-    Next(Name<'a>),
+    /// `(next ITERATOR)` (boxed, like the other rare payloads: an instruction is 16 bytes).
+    Next(Box<Name<'a>>),
     /// `(new NAME BODY)`
-    New {
-        /// The variable (with its prefix).
-        name: Name<'a>,
-        /// The scope.
-        body: NodeId,
-    },
+    New(Box<New<'a>>),
     /// `(null)`
     Null,
     /// `(never)`
     Never,
+}
+
+/// New instruction.
+#[derive(Debug, Clone)]
+pub struct New<'a> {
+    /// The variable (with its prefix).
+    pub name: Name<'a>,
+    /// The scope.
+    pub body: NodeId,
 }
 
 /// Match or mismatch instruction.
@@ -521,7 +527,7 @@ impl Instr<'_> {
             },
             Instr::Fold(fold) => format!("fold {} {}", fold.iterable, fold.iterator),
             Instr::Next(i) => format!("next {i}"),
-            Instr::New { name, .. } => format!("new {name}"),
+            Instr::New(n) => format!("new {}", n.name),
             Instr::Null => "null".into(),
             Instr::Never => "never".into(),
         }
@@ -532,7 +538,7 @@ impl Instr<'_> {
         match self {
             Instr::Seq(a, b) | Instr::Par(a, b) | Instr::Xor(a, b) => [Some(*a), Some(*b)],
             Instr::Match(m) => [Some(m.body), None],
-            Instr::New { body, .. } => [Some(*body), None],
+            Instr::New(n) => [Some(n.body), None],
             Instr::Fold(f) => [Some(f.body), f.last],
             _ => [None, None],
         }

@@ -103,7 +103,7 @@ pub struct ParseError {
 impl ParseError {
     /// Builds an error, computing line and column from the script text.
     pub fn new(kind: ParseErrorKind, span: Span, script: &str) -> Self {
-        let (line, column) = line_column(script, span.start);
+        let (line, column) = line_column(script, span.start as usize);
         ParseError { kind, span, line, column }
     }
 }

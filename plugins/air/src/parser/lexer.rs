@@ -130,6 +130,12 @@ impl<'a> Lexer<'a> {
         Lexer { script, pos: 0 }
     }
 
+    /// Moves to byte `pos` (a token boundary the parser found itself).
+    #[inline(always)]
+    pub fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     /// The next token ([`Kind::End`] at the end).
     #[inline(always)]
     pub fn next_token(&mut self) -> Token {
@@ -214,26 +220,26 @@ impl<'a> Lexer<'a> {
 }
 
 /// ASCII whitespace between tokens (also 0x0b).
-const SPACE: u8 = 1;
+pub(super) const SPACE: u8 = 1;
 /// `;` starts a comment between tokens.
-const COMMENT: u8 = 2;
+pub(super) const COMMENT: u8 = 2;
 /// `(`, `)`, `[`, `]`.
-const BRACKET: u8 = 4;
+pub(super) const BRACKET: u8 = 4;
 /// `"`.
-const QUOTE: u8 = 8;
+pub(super) const QUOTE: u8 = 8;
 /// Ends a word: ASCII whitespace except 0x0b.
-const WORD_END: u8 = 16;
+pub(super) const WORD_END: u8 = 16;
 /// `(` or `[` inside a word.
-const OPEN: u8 = 32;
+pub(super) const OPEN: u8 = 32;
 /// Not a byte of a plain name (ASCII letters, digits, `_`, `-`).
-const NOT_NAME: u8 = 64;
+pub(super) const NOT_NAME: u8 = 64;
 /// `)` or `]` inside a word.
-const CLOSE: u8 = 128;
+pub(super) const CLOSE: u8 = 128;
 /// Bytes a word's scan must look at.
-const WORD_STOP: u8 = WORD_END | OPEN | CLOSE;
+pub(super) const WORD_STOP: u8 = WORD_END | OPEN | CLOSE;
 
 /// What each byte is, as flags.
-static BYTE: [u8; 256] = {
+pub(super) static BYTE: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {

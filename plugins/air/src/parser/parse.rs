@@ -6,7 +6,7 @@
 
 use super::ast::*;
 use super::error::{ParseError, ParseErrorKind};
-use super::lexer::{Kind, Lexer, Token, tokenize};
+use super::lexer::{BYTE, COMMENT, Kind, Lexer, NOT_NAME, SPACE, Token, WORD_END, tokenize};
 use super::validate::Validator;
 use crate::hash::Interner;
 
@@ -45,8 +45,8 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
             script,
         ));
     }
-    // an instruction takes at least 6 bytes (`(null)`); most take 10 or more
-    let capacity = (script.len() / 10).min(1 << 18);
+    // every instruction starts with a `(` (a call has two): the arenas are sized once
+    let parens = count_byte(script.as_bytes(), b'(');
     let mut lexer = Lexer::new(script);
     let tok = lexer.next_token();
     let mut p = Parser {
@@ -54,12 +54,12 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
         lexer,
         tok,
         last: Span::new(0, 0),
-        nodes: Vec::with_capacity(capacity),
-        calls: Vec::with_capacity(capacity / 4),
-        aps: Vec::new(),
-        args: Vec::with_capacity(capacity / 4),
+        nodes: Vec::with_capacity(parens),
+        calls: Vec::with_capacity(parens / 3 + 1),
+        aps: Vec::with_capacity(parens / 2 + 1),
+        args: Vec::with_capacity(parens / 3 + 1),
         v: Validator::new(script),
-        names: Interner::with_capacity(capacity / 2),
+        names: Interner::with_capacity(parens / 2),
     };
     let root = match p.parse_root(limits.max_depth) {
         Ok(root) => root,
@@ -76,11 +76,26 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
     Ok(Ast { nodes: p.nodes, root, names: p.names.len(), calls: p.calls, aps: p.aps, args: p.args })
 }
 
+/// An open composite instruction (small: the frames of `seq`, `par` and `xor` are most of them).
 enum Frame<'a> {
     Bin { kind: u8, start: usize, left: Option<NodeId> },
-    Match { start: usize, negate: bool, left: Value<'a>, right: Value<'a> },
-    Fold { start: usize, iterable: Iterable<'a>, iterator: Name<'a>, body: Option<NodeId> },
+    Match(Box<MatchFrame<'a>>),
+    Fold(Box<FoldFrame<'a>>),
     New { start: usize, name: Name<'a> },
+}
+
+struct MatchFrame<'a> {
+    start: usize,
+    negate: bool,
+    left: Value<'a>,
+    right: Value<'a>,
+}
+
+struct FoldFrame<'a> {
+    start: usize,
+    iterable: Iterable<'a>,
+    iterator: Name<'a>,
+    body: Option<NodeId>,
 }
 
 struct Parser<'a> {
@@ -134,14 +149,20 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn word_value(&mut self, t: Token) -> PResult<Value<'a>> {
         let w = self.text(t);
-        if t.plain && w != "true" && w != "false" {
+        let b = w.as_bytes();
+        if t.plain && !is_bool(b) {
             let mut name = Name::new(w);
             self.intern(&mut name);
-            return Ok(match w.as_bytes()[0] {
+            return Ok(match b[0] {
                 b'$' => Value::Stream(name),
                 b'%' => Value::StreamMap(name),
                 _ => Value::Scalar { name, lambda: None },
             });
+        }
+        // a plain integer (what `number` makes of it: at most 18 digits always fit in an i64)
+        if b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+            let n = b.iter().fold(0i64, |n, d| n * 10 + (d - b'0') as i64);
+            return Ok(Value::Number(Number::Int(n)));
         }
         self.word_value_general(w, t.span())
     }
@@ -230,8 +251,8 @@ impl<'a> Parser<'a> {
                 };
                 match frame {
                     Frame::Bin { left: left @ None, .. } => *left = Some(node),
-                    Frame::Fold { body: body @ None, .. } => {
-                        *body = Some(node);
+                    Frame::Fold(f) if f.body.is_none() => {
+                        f.body = Some(node);
                         if self.tok.kind == Kind::RParen {
                             done = Some(self.close(&mut stack, None)?);
                         }
@@ -245,7 +266,7 @@ impl<'a> Parser<'a> {
     /// Closes the top frame with its last child and returns the new node.
     #[inline(always)]
     fn close(&mut self, stack: &mut Vec<Frame<'a>>, last: Option<NodeId>) -> PResult<NodeId> {
-        let end = self.expect(Kind::RParen, "')'")?.end;
+        let end = self.expect(Kind::RParen, "')'")?.end as usize;
         let frame = stack.pop().expect("close is called with an open frame");
         self.v.close(stack.len(), end);
         let (instr, start) = match frame {
@@ -258,11 +279,13 @@ impl<'a> Parser<'a> {
                 };
                 (instr, start)
             }
-            Frame::Match { start, negate, left, right } => {
+            Frame::Match(m) => {
+                let MatchFrame { start, negate, left, right } = *m;
                 (Instr::Match(Box::new(Match { left, right, body: last.expect("body given"), negate })), start)
             }
-            Frame::New { start, name } => (Instr::New { name, body: last.expect("body given") }, start),
-            Frame::Fold { start, iterable, iterator, body } => {
+            Frame::New { start, name } => (Instr::New(Box::new(New { name, body: last.expect("body given") })), start),
+            Frame::Fold(f) => {
+                let FoldFrame { start, iterable, iterator, body } = *f;
                 (Instr::Fold(Box::new(Fold { iterable, iterator, body: body.expect("body set"), last })), start)
             }
         };
@@ -272,7 +295,12 @@ impl<'a> Parser<'a> {
     /// Reads `(keyword …`: pushes a frame for a composite instruction, or parses a whole leaf.
     #[inline(always)]
     fn open_instruction(&mut self, stack: &mut Vec<Frame<'a>>) -> PResult<Option<NodeId>> {
-        let start = self.expect(Kind::LParen, "an instruction '('")?.start;
+        if self.tok.kind == Kind::LParen
+            && let Some(done) = self.open_fast(stack)
+        {
+            return Ok(done);
+        }
+        let start = self.expect(Kind::LParen, "an instruction '('")?.start as usize;
         let kw_token = self.word("an instruction keyword")?;
         let kw = self.text(kw_token);
         let frame = match kw {
@@ -288,7 +316,7 @@ impl<'a> Parser<'a> {
                     self.check_not_stream(v, "a stream in match")?;
                 }
                 self.v.open_match(&left, &right, start, stack.len());
-                Frame::Match { start, negate: kw == "mismatch", left, right }
+                Frame::Match(Box::new(MatchFrame { start, negate: kw == "mismatch", left, right }))
             }
             "fold" => {
                 let (iterable, span) = self.value_spanned()?;
@@ -307,7 +335,7 @@ impl<'a> Parser<'a> {
                 };
                 let iterator = self.scalar_name("a fold iterator")?;
                 self.v.open_fold(&iterable, iterator, start, stack.len());
-                Frame::Fold { start, iterable, iterator, body: None }
+                Frame::Fold(Box::new(FoldFrame { start, iterable, iterator, body: None }))
             }
             "new" => {
                 let t = self.word("a variable")?;
@@ -331,7 +359,7 @@ impl<'a> Parser<'a> {
                 let instr = self.leaf(kw, kw_token.span())?;
                 let span = self.end_leaf(start)?;
                 match instr {
-                    Instr::Next(it) => self.check_next(it, span, stack),
+                    Instr::Next(ref it) => self.check_next(**it, span, stack),
                     ref leaf => self.v.leaf(leaf, span),
                 }
                 return Ok(Some(self.push(instr, span)));
@@ -341,10 +369,202 @@ impl<'a> Parser<'a> {
         Ok(None)
     }
 
+    /// The fast path of [`Parser::open_instruction`], on the bytes after the lookahead `(`: a
+    /// keyword right after it opens a `seq`, `par` or `xor` frame, and the common forms of `call`,
+    /// `ap`, `null` and `never` are read without tokens. `None`: not one of those (nothing was
+    /// consumed); the token path reads the instruction and reports any error.
+    #[inline(always)]
+    fn open_fast(&mut self, stack: &mut Vec<Frame<'a>>) -> Option<Option<NodeId>> {
+        let b = self.script.as_bytes();
+        let start = self.tok.start as usize;
+        let kw_start = start + 1;
+        let mut kw_end = kw_start;
+        while b.get(kw_end).is_some_and(u8::is_ascii_lowercase) {
+            kw_end += 1;
+        }
+        // the keyword must be a whole word (`(seq(null)…` is one word: the token path refuses it)
+        if !word_ends(b, kw_end) {
+            return None;
+        }
+        let kind = match &b[kw_start..kw_end] {
+            b"seq" => 0,
+            b"par" => 1,
+            b"xor" => 2,
+            b"call" => return self.call_fast(start, kw_end).map(Some),
+            b"ap" => return self.ap_fast(start, kw_end).map(Some),
+            b"null" | b"never" => {
+                let p = skip(b, kw_end);
+                if b.get(p) != Some(&b')') {
+                    return None;
+                }
+                let instr = if kw_end - kw_start == 4 { Instr::Null } else { Instr::Never };
+                return Some(Some(self.end_fast(instr, start, p)));
+            }
+            _ => return None,
+        };
+        self.last = Span::new(kw_start, kw_end);
+        self.lexer.seek(kw_end);
+        self.tok = self.lexer.next_token();
+        stack.push(Frame::Bin { kind, start, left: None });
+        Some(None)
+    }
+
+    /// A leaf read by a fast path, from `start` to its `)` at `close`.
+    #[inline(always)]
+    fn end_fast(&mut self, instr: Instr<'a>, start: usize, close: usize) -> NodeId {
+        self.last = Span::new(close, close + 1);
+        self.lexer.seek(close + 1);
+        self.tok = self.lexer.next_token();
+        self.push(instr, Span::new(start, close + 1))
+    }
+
+    /// `(call PEER (SERVICE FUNCTION) [ARGS…] OUTPUT?)` whose parts are string literals, plain
+    /// names, `%init_peer_id%`, integers and `[]` (see [`Parser::open_fast`]).
+    #[inline(always)]
+    fn call_fast(&mut self, start: usize, kw_end: usize) -> Option<NodeId> {
+        let b = self.script.as_bytes();
+        let (peer, p) = self.value_fast(skip(b, kw_end))?;
+        if !matches!(peer, Value::Literal(_) | Value::Scalar { .. } | Value::InitPeerId) {
+            return None;
+        }
+        let p = skip(b, p);
+        if b.get(p) != Some(&b'(') {
+            return None;
+        }
+        let (service, p) = self.value_fast(skip(b, p + 1))?;
+        let (function, p) = self.value_fast(skip(b, p))?;
+        if !matches!((&service, &function), (Value::Literal(_) | Value::Scalar { .. }, Value::Literal(_) | Value::Scalar { .. }))
+        {
+            return None;
+        }
+        let p = skip(b, p);
+        if b.get(p) != Some(&b')') {
+            return None;
+        }
+        let mut p = skip(b, p + 1);
+        if b.get(p) != Some(&b'[') {
+            return None;
+        }
+        let first = self.args.len();
+        p = skip(b, p + 1);
+        while b.get(p) != Some(&b']') {
+            match self.value_fast(p) {
+                Some((v, end)) if !matches!(v, Value::Stream(_) | Value::StreamMap(_)) => {
+                    self.args.push(v);
+                    p = skip(b, end);
+                }
+                _ => {
+                    self.args.truncate(first);
+                    return None;
+                }
+            }
+        }
+        p = skip(b, p + 1);
+        let mut output = CallOutput::None;
+        if !matches!(b.get(p), Some(b')') | None) {
+            match self.value_fast(p) {
+                Some((Value::Scalar { name, lambda: None }, end)) => {
+                    output = CallOutput::Scalar(name);
+                    p = skip(b, end);
+                }
+                Some((Value::Stream(name), end)) => {
+                    output = CallOutput::Stream(name);
+                    p = skip(b, end);
+                }
+                _ => {
+                    self.args.truncate(first);
+                    return None;
+                }
+            }
+        }
+        if b.get(p) != Some(&b')') {
+            self.args.truncate(first);
+            return None;
+        }
+        let args = ArgRange { start: first as u32, len: (self.args.len() - first) as u32 };
+        let call = Call { peer, service, function, args, output };
+        self.v.call(&call, &self.args[first..], Span::new(start, p + 1));
+        self.calls.push(call);
+        Some(self.end_fast(Instr::Call((self.calls.len() - 1) as u32), start, p))
+    }
+
+    /// `(ap ARG DEST)` whose argument is a literal, a plain name or `[]` and whose destination is
+    /// a plain scalar or stream name (see [`Parser::open_fast`]).
+    #[inline(always)]
+    fn ap_fast(&mut self, start: usize, kw_end: usize) -> Option<NodeId> {
+        let b = self.script.as_bytes();
+        let (arg, p) = self.value_fast(skip(b, kw_end))?;
+        if matches!(arg, Value::Stream(_) | Value::StreamMap(_)) {
+            return None;
+        }
+        let dest = match self.value_fast(skip(b, p))? {
+            (Value::Scalar { name, lambda: None }, end) => (ApDest::Scalar(name), end),
+            (Value::Stream(name), end) => (ApDest::Stream(name), end),
+            _ => return None,
+        };
+        let p = skip(b, dest.1);
+        if b.get(p) != Some(&b')') {
+            return None;
+        }
+        let ap = Ap { arg, dest: dest.0 };
+        self.v.ap(&ap, Span::new(start, p + 1));
+        self.aps.push(ap);
+        Some(self.end_fast(Instr::Ap((self.aps.len() - 1) as u32), start, p))
+    }
+
+    /// A value at `p` read as bytes: a string literal, `[]`, an integer of at most 18 digits,
+    /// `%init_peer_id%`, or a plain scalar / `$stream` name (numbered). Returns it and the
+    /// position after it; `None` for anything else.
+    #[inline(always)]
+    fn value_fast(&mut self, p: usize) -> Option<(Value<'a>, usize)> {
+        let script = self.script;
+        let b = script.as_bytes();
+        match *b.get(p)? {
+            b'"' => {
+                let len = b[p + 1..].iter().position(|c| *c == b'"')?;
+                Some((Value::Literal(&script[p + 1..p + 1 + len]), p + len + 2))
+            }
+            b'[' => {
+                let q = skip(b, p + 1);
+                (b.get(q) == Some(&b']')).then_some((Value::EmptyArray, q + 1))
+            }
+            b'0'..=b'9' => {
+                let mut e = p;
+                let mut n = 0i64;
+                while let Some(d @ b'0'..=b'9') = b.get(e) {
+                    n = n.wrapping_mul(10).wrapping_add((d - b'0') as i64);
+                    e += 1;
+                }
+                (e - p <= 18 && word_ends(b, e)).then_some((Value::Number(Number::Int(n)), e))
+            }
+            b'%' => {
+                let e = p + "%init_peer_id%".len();
+                (b.get(p..e) == Some(b"%init_peer_id%") && word_ends(b, e)).then_some((Value::InitPeerId, e))
+            }
+            first => {
+                let body = p + (first == b'$') as usize;
+                let mut e = body;
+                while b.get(e).is_some_and(|c| BYTE[*c as usize] & NOT_NAME == 0) {
+                    e += 1;
+                }
+                if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
+                    return None;
+                }
+                let w = &script[p..e];
+                if is_bool(w.as_bytes()) {
+                    return None;
+                }
+                let mut name = Name::new(w);
+                self.intern(&mut name);
+                Some((if body > p { Value::Stream(name) } else { Value::Scalar { name, lambda: None } }, e))
+            }
+        }
+    }
+
     /// The `)` of a leaf that started at `start`: its span.
     #[inline(always)]
     fn end_leaf(&mut self, start: usize) -> PResult<Span> {
-        let end = self.expect(Kind::RParen, "')'")?.end;
+        let end = self.expect(Kind::RParen, "')'")?.end as usize;
         Ok(Span::new(start, end))
     }
 
@@ -480,7 +700,7 @@ impl<'a> Parser<'a> {
         Ok(match kw {
             "null" => Instr::Null,
             "never" => Instr::Never,
-            "next" => Instr::Next(self.scalar_name("a fold iterator")?),
+            "next" => Instr::Next(Box::new(self.scalar_name("a fold iterator")?)),
             "canon" => {
                 let (peer, span) = self.value_spanned()?;
                 self.check_triplet_part(&peer, span, true)?;
@@ -595,11 +815,52 @@ impl<'a> Parser<'a> {
             Kind::Word => Ok((self.word_value(t)?, t.span())),
             Kind::LBracket => {
                 let end = self.expect(Kind::RBracket, "']' (the only array literal is [])")?;
-                Ok((Value::EmptyArray, Span::new(t.start as usize, end.end)))
+                Ok((Value::EmptyArray, Span { start: t.start, end: end.end }))
             }
             _ => Err(self.unexpected("a value", t)),
         }
     }
+}
+
+/// How many bytes of `b` are `x` (in 8-bit lanes over chunks of 255 bytes, which vectorizes).
+fn count_byte(b: &[u8], x: u8) -> usize {
+    b.chunks(255).map(|c| c.iter().map(|y| (*y == x) as u8).fold(0u8, u8::wrapping_add) as usize).sum()
+}
+
+/// `true` or `false` (without a call to `memcmp`: this is on the path of every name).
+#[inline(always)]
+fn is_bool(b: &[u8]) -> bool {
+    match b.len() {
+        4 => b[0] == b't' && b[1..] == *b"rue",
+        5 => b[0] == b'f' && b[1..] == *b"alse",
+        _ => false,
+    }
+}
+
+/// Whether a word of plain bytes ends at `e`, as the lexer ends words: at ASCII whitespace (not
+/// 0x0b), a `)` or `]`, or the end of the script.
+#[inline(always)]
+fn word_ends(b: &[u8], e: usize) -> bool {
+    match b.get(e) {
+        None => true,
+        Some(c) => BYTE[*c as usize] & WORD_END != 0 || matches!(c, b')' | b']'),
+    }
+}
+
+/// The position of the next token at or after `p`, as the lexer skips whitespace and comments.
+#[inline(always)]
+fn skip(b: &[u8], mut p: usize) -> usize {
+    while let Some(&c) = b.get(p) {
+        let class = BYTE[c as usize];
+        if class & SPACE != 0 {
+            p += 1;
+        } else if class & COMMENT != 0 {
+            p += b[p..].iter().position(|c| *c == b'\n').unwrap_or(b.len() - p);
+        } else {
+            break;
+        }
+    }
+    p
 }
 
 fn is_name_char(c: char) -> bool {

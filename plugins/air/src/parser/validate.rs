@@ -55,7 +55,12 @@ fn undefined_in<'a>(v: &Value<'a>, defined: &[bool]) -> Option<Name<'a>> {
 /// The first variable `values` read that is not defined yet.
 #[inline(always)]
 fn undefined<'a>(values: &[&Value<'a>], defined: &[bool]) -> Option<Name<'a>> {
-    values.iter().find_map(|v| undefined_in(v, defined))
+    for v in values {
+        if let Some(name) = undefined_in(v, defined) {
+            return Some(name);
+        }
+    }
+    None
 }
 
 impl<'a> Validator<'a> {
@@ -70,6 +75,7 @@ impl<'a> Validator<'a> {
     }
 
     /// Records a violation at `span`; with `pending_depth`, the span ends when that frame closes.
+    #[cold]
     pub fn record(&mut self, kind: ParseErrorKind, span: Span, pending_depth: Option<usize>) {
         if self.error.is_none() {
             self.error = Some((Box::new(ParseError::new(kind, span, self.script)), pending_depth));
@@ -87,7 +93,7 @@ impl<'a> Validator<'a> {
     fn define(&mut self, name: Name<'a>) {
         let i = name.id as usize;
         if self.defined.len() <= i {
-            self.defined.resize(i + 1, false);
+            self.defined.resize((i + 1).next_power_of_two(), false);
         }
         self.defined[i] = true;
     }
@@ -98,8 +104,14 @@ impl<'a> Validator<'a> {
         if self.failed() {
             return;
         }
-        self.check(&[&c.peer, &c.service, &c.function], span, None);
-        if let Some(name) = args.iter().find_map(|a| undefined_in(a, &self.defined)) {
+        let mut undefined = undefined(&[&c.peer, &c.service, &c.function], &self.defined);
+        for a in args {
+            if undefined.is_some() {
+                break;
+            }
+            undefined = undefined_in(a, &self.defined);
+        }
+        if let Some(name) = undefined {
             self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, None);
         }
         if let CallOutput::Scalar(n) | CallOutput::Stream(n) = c.output {
@@ -186,7 +198,7 @@ impl<'a> Validator<'a> {
         if let Some((e, pending)) = &mut self.error
             && *pending == Some(depth)
         {
-            e.span.end = end;
+            e.span.end = end as u32;
             *pending = None;
         }
         if self.folds.last().is_some_and(|f| f.depth == depth) {

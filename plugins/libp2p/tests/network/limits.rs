@@ -36,6 +36,24 @@ fn a_receiver_never_accepts_more_than_its_own_limit() {
 }
 
 #[test]
+fn max_connections_is_enforced() {
+    let b = Peer::new("max_connections = 1", TCP);
+    let a = Peer::new("", TCP);
+    let c = Peer::new("", TCP);
+    a.connect(&b);
+    c.t.dial(&b.addr).unwrap();
+    // c may see the handshake finish before b drops the connection, or the dial fail outright.
+    c.events.wait("the refused connection to end", |e| {
+        e.kind == EventKind::DISCONNECTED || e.kind == EventKind::DIAL_FAILED
+    });
+    assert!(!b.events.has(|e| e.kind == EventKind::CONNECTED && e.peer == c.id), "b accepted a second peer");
+    assert_eq!(b.t.connected_peers(), vec![a.id.clone()]);
+    // The first peer is unaffected.
+    a.t.send(&b.id, b"still fine".to_vec()).unwrap();
+    assert_eq!(b.message_from(&a), b"still fine");
+}
+
+#[test]
 fn a_full_queue_is_a_limit_error() {
     // A peer whose address accepts TCP connections and never answers: messages stay queued.
     let hole = TcpListener::bind("127.0.0.1:0").unwrap();

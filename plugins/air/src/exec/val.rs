@@ -1,0 +1,157 @@
+//! Values of a run: parsed JSON, or JSON text that is parsed on first use.
+//!
+//! Service results and stored results are JSON text. Most of them are only bound, pushed to a
+//! stream, snapshotted by a canon or carried on; parsing each into a `serde_json::Value` tree
+//! (an allocation per string, array and object) would be most of a run's work. So a text that
+//! [`json::check`] finds valid stays text ([`Val::Lazy`], an index into [`Texts`]); the first use
+//! that needs the tree (a lambda, a comparison, an argument of a call request, …) parses it once
+//! and keeps the tree. A text the check is unsure about is parsed at once, as before.
+
+use std::cell::{Cell, OnceCell};
+use std::sync::Arc;
+
+use serde_json::Value as JValue;
+
+use crate::json::{self, Check};
+
+/// A JSON value of a run (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    /// A parsed value.
+    Json(Arc<JValue>),
+    /// A JSON text of [`Texts`], parsed on first use.
+    Lazy(u32),
+}
+
+impl From<JValue> for Val {
+    fn from(v: JValue) -> Self {
+        Val::Json(Arc::new(v))
+    }
+}
+
+#[derive(Debug)]
+struct Text<'a> {
+    text: &'a str,
+    /// serde_json would write the parsed value as exactly this text.
+    canonical: bool,
+    parsed: OnceCell<Arc<JValue>>,
+}
+
+/// The JSON texts of a run's lazy values (they borrow the run's inputs: data and call results).
+#[derive(Debug, Default)]
+pub(crate) struct Texts<'a> {
+    texts: Vec<Text<'a>>,
+    /// Set when a text the check called valid does not parse (it cannot happen; if it does, the
+    /// run stops with "malformed stored value" rather than going on with a wrong value).
+    failed: Cell<bool>,
+}
+
+impl<'a> Texts<'a> {
+    /// Room for `n` texts.
+    pub fn with_capacity(n: usize) -> Self {
+        Texts { texts: Vec::with_capacity(n), failed: Cell::new(false) }
+    }
+
+    /// The value of the JSON text `text`: kept as text when it is valid JSON, parsed now when the
+    /// check is unsure.
+    ///
+    /// # Errors
+    /// The text is not JSON.
+    pub fn value(&mut self, text: &'a str) -> Result<Val, serde_json::Error> {
+        match json::check(text) {
+            Check::Valid { canonical } => {
+                self.texts.push(Text { text, canonical, parsed: OnceCell::new() });
+                Ok(Val::Lazy((self.texts.len() - 1) as u32))
+            }
+            Check::Unsure => Ok(Val::from(serde_json::from_str::<JValue>(text)?)),
+        }
+    }
+
+    /// The parsed value.
+    pub fn json(&self, v: &Val) -> Arc<JValue> {
+        match v {
+            Val::Json(j) => j.clone(),
+            Val::Lazy(i) => self.parsed(*i).clone(),
+        }
+    }
+
+    /// The parsed value, borrowed.
+    pub fn json_ref<'s>(&'s self, v: &'s Val) -> &'s JValue {
+        match v {
+            Val::Json(j) => j,
+            Val::Lazy(i) => self.parsed(*i),
+        }
+    }
+
+    fn parsed(&self, i: u32) -> &Arc<JValue> {
+        let t = &self.texts[i as usize];
+        t.parsed.get_or_init(|| match serde_json::from_str::<JValue>(t.text) {
+            Ok(v) => Arc::new(v),
+            Err(_) => {
+                self.failed.set(true);
+                Arc::new(JValue::Null)
+            }
+        })
+    }
+
+    /// Whether a text failed to parse (see [`Texts::failed`]).
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
+    /// The JSON text of a lazy value (valid JSON, possibly not in serde_json's compact form).
+    pub fn text(&self, v: &Val) -> Option<&'a str> {
+        match v {
+            Val::Lazy(i) => Some(self.texts[*i as usize].text),
+            Val::Json(_) => None,
+        }
+    }
+
+    /// Writes the compact JSON text of a value (as `serde_json::to_writer` writes the parsed
+    /// value): a canonical text is copied, anything else is serialized.
+    pub fn write(&self, v: &Val, out: &mut Vec<u8>) {
+        if let Val::Lazy(i) = v {
+            let t = &self.texts[*i as usize];
+            if t.canonical {
+                out.extend_from_slice(t.text.as_bytes());
+                return;
+            }
+        }
+        // writing JSON into a Vec cannot fail
+        let _ = serde_json::to_writer(out, self.json_ref(v));
+    }
+
+    /// The string a lazy value holds when its text is a compact JSON string (no escapes): the
+    /// text between the quotes, without parsing.
+    pub fn plain_str(&self, v: &Val) -> Option<&'a str> {
+        let Val::Lazy(i) = v else { return None };
+        let t = &self.texts[*i as usize];
+        let b = t.text.as_bytes();
+        (t.canonical && b.len() >= 2 && b[0] == b'"').then(|| &t.text[1..t.text.len() - 1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_texts_parse_once_and_write_back() {
+        let mut texts = Texts::default();
+        let a = texts.value(r#""peer-1""#).unwrap();
+        let b = texts.value(r#"{ "b": 1, "a": [1, 2] }"#).unwrap();
+        let c = texts.value("1e3").unwrap();
+        assert!(matches!((&a, &b, &c), (Val::Lazy(_), Val::Lazy(_), Val::Json(_))));
+        assert_eq!(texts.plain_str(&a), Some("peer-1"));
+        assert_eq!(texts.plain_str(&b), None);
+        let mut out = Vec::new();
+        for v in [&a, &b, &c] {
+            texts.write(v, &mut out);
+            out.push(b' ');
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), r#""peer-1" {"a":[1,2],"b":1} 1000.0 "#);
+        assert!(Arc::ptr_eq(&texts.json(&b), &texts.json(&b)));
+        assert!(texts.value("[1,").is_err());
+        assert!(!texts.failed());
+    }
+}

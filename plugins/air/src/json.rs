@@ -1,0 +1,390 @@
+//! A fast look at JSON text, so values can be kept as text and parsed only when they are used.
+//!
+//! Call results arrive as JSON text and stored results are JSON text; most of them are only
+//! bound, pushed to a stream or carried to the next peer, never looked into. [`check`] tells in
+//! one pass, without allocating, whether `serde_json` would parse a text (and whether it would
+//! write the parsed value back byte for byte), so the interpreter can keep the text and parse it
+//! on first use. It is deliberately incomplete: whatever it does not decide cheaply (exponents,
+//! long numbers, `\u` escapes, deep nesting) and anything invalid is [`Check::Unsure`], and the
+//! caller parses with `serde_json`, which then decides (and words the error). So a text it calls
+//! valid always parses.
+//!
+//! Iterative (a fixed-size stack of open containers), like everything that reads untrusted
+//! nesting.
+
+/// What [`check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// `serde_json::from_str::<Value>` accepts the text. `canonical`: `serde_json::to_string` of
+    /// the parsed value is the text itself.
+    Valid {
+        /// The text is the compact form serde_json writes.
+        canonical: bool,
+    },
+    /// Not decided here: parse it with serde_json to know.
+    Unsure,
+}
+
+/// Containers deeper than this are left to serde_json (its own limit is 128); the open
+/// containers are the bits of a `u128`.
+const MAX_DEPTH: usize = 100;
+/// Objects nested deeper than this are not checked for key order (they count as not canonical).
+const KEY_DEPTH: usize = 8;
+/// Integers with more digits are left to serde_json (18 digits always fit in an i64).
+const MAX_DIGITS: usize = 18;
+
+/// Looks at `text` (see the module docs).
+#[inline]
+pub(crate) fn check(text: &str) -> Check {
+    let b = text.as_bytes();
+    // the most common results: a short string or a number
+    let simple = match b.first() {
+        Some(b'"') => {
+            let mut canonical = true;
+            string(b, 0, &mut canonical).filter(|end| *end == b.len()).map(|_| canonical)
+        }
+        Some(b'0'..=b'9') => {
+            let mut canonical = true;
+            number(b, 0, &mut canonical).filter(|end| *end == b.len()).map(|_| canonical)
+        }
+        _ => None,
+    };
+    match simple.or_else(|| scan(b)) {
+        Some(canonical) => Check::Valid { canonical },
+        None => Check::Unsure,
+    }
+}
+
+/// `Some(canonical)` for a text serde_json accepts, `None` when unsure.
+fn scan(b: &[u8]) -> Option<bool> {
+    let mut canonical = true;
+    // bit d: the container open at depth d is an object
+    let mut objects = 0u128;
+    // the previous key of each open object (canonical objects have strictly increasing keys)
+    let mut last_key: [Option<&[u8]>; KEY_DEPTH] = [None; KEY_DEPTH];
+    let mut depth = 0usize;
+    let mut i = skip_ws(b, 0, &mut canonical);
+    'value: loop {
+        // a value starts at `i`
+        match *b.get(i)? {
+            b'"' => i = string(b, i, &mut canonical)?,
+            b'[' | b'{' => {
+                if depth == MAX_DEPTH {
+                    return None;
+                }
+                let object = b[i] == b'{';
+                i = skip_ws(b, i + 1, &mut canonical);
+                let close = if object { b'}' } else { b']' };
+                if *b.get(i)? == close {
+                    i += 1;
+                } else {
+                    objects = objects & !(1 << depth) | (object as u128) << depth;
+                    depth += 1;
+                    if object {
+                        i = object_key(b, i, depth, &mut last_key, &mut canonical, true)?;
+                    }
+                    continue 'value;
+                }
+            }
+            b'-' | b'0'..=b'9' => i = number(b, i, &mut canonical)?,
+            b't' => i = literal(b, i, b"true")?,
+            b'f' => i = literal(b, i, b"false")?,
+            b'n' => i = literal(b, i, b"null")?,
+            _ => return None,
+        }
+        // after a value: close containers, or go on to the next element
+        loop {
+            i = skip_ws(b, i, &mut canonical);
+            if depth == 0 {
+                return (i == b.len()).then_some(canonical);
+            }
+            let object = objects >> (depth - 1) & 1 == 1;
+            match (*b.get(i)?, object) {
+                (b',', false) => {
+                    i = skip_ws(b, i + 1, &mut canonical);
+                    continue 'value;
+                }
+                (b',', true) => {
+                    i = skip_ws(b, i + 1, &mut canonical);
+                    i = object_key(b, i, depth, &mut last_key, &mut canonical, false)?;
+                    continue 'value;
+                }
+                (b']', false) | (b'}', true) => {
+                    i += 1;
+                    depth -= 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize, canonical: &mut bool) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        *canonical = false;
+        i += 1;
+    }
+    i
+}
+
+/// A key of the object open at `depth` (1-based), at `i`, its `:` and the whitespace after it.
+/// serde_json writes object keys in byte order, once each: keys that are not strictly increasing
+/// (or escaped, or deeper than [`KEY_DEPTH`]: not compared here) make the text not canonical.
+#[inline(always)]
+fn object_key<'t>(
+    b: &'t [u8],
+    i: usize,
+    depth: usize,
+    last_key: &mut [Option<&'t [u8]>; KEY_DEPTH],
+    canonical: &mut bool,
+    first: bool,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut plain = true;
+    let end = string(b, i, &mut plain)?;
+    let k = &b[i + 1..end - 1];
+    match last_key.get_mut(depth - 1) {
+        Some(last) => {
+            if !plain || !first && last.is_some_and(|l| k <= l) {
+                *canonical = false;
+            }
+            *last = Some(k);
+        }
+        None => *canonical = false,
+    }
+    let i = skip_ws(b, end, canonical);
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    Some(skip_ws(b, i + 1, canonical))
+}
+
+/// A string at `i` (which is `"`): the position after its closing quote.
+#[inline(always)]
+fn string(b: &[u8], i: usize, canonical: &mut bool) -> Option<usize> {
+    let mut i = i + 1;
+    loop {
+        while b.get(i).is_some_and(|c| !SPECIAL[*c as usize]) {
+            i += 1;
+        }
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                match *b.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    // `\u` escapes (surrogate rules) are left to serde_json
+                    _ => return None,
+                }
+                *canonical = false;
+                i += 2;
+            }
+            // control characters must be escaped
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Writes `s` as a JSON string, as serde_json writes it.
+#[inline]
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|c| SPECIAL[c as usize]) {
+        // writing into a Vec cannot fail
+        let _ = serde_json::to_writer(out, s);
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// Writes an integer, as serde_json writes it.
+#[inline]
+pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Bytes a string scan stops at: `"`, `\` and control characters.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A number at `i`: the position after it.
+#[inline(always)]
+fn number(b: &[u8], i: usize, canonical: &mut bool) -> Option<usize> {
+    let mut i = i;
+    let negative = b[i] == b'-';
+    if negative {
+        i += 1;
+    }
+    let digits = i;
+    match *b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            while let Some(b'0'..=b'9') = b.get(i) {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    let int_digits = i - digits;
+    if int_digits > MAX_DIGITS {
+        return None;
+    }
+    match b.get(i) {
+        Some(b'.') => {
+            i += 1;
+            let frac = i;
+            while let Some(b'0'..=b'9') = b.get(i) {
+                i += 1;
+            }
+            if i == frac || int_digits + (i - frac) > MAX_DIGITS {
+                return None;
+            }
+            // serde_json writes floats its own way (`1.50` → `1.5`)
+            *canonical = false;
+        }
+        // exponents may overflow f64: serde_json decides
+        Some(b'e' | b'E') => return None,
+        _ => {
+            // `-0` parses as the float -0.0
+            if negative && b[digits] == b'0' {
+                *canonical = false;
+            }
+        }
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        return None;
+    }
+    Some(i)
+}
+
+#[inline(always)]
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    (b.get(i..i + word.len())? == word).then_some(i + word.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// The contract: valid means serde_json parses it; canonical means it writes it back as is.
+    fn agrees(text: &str) {
+        match check(text) {
+            Check::Valid { canonical } => {
+                let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"));
+                if canonical {
+                    assert_eq!(serde_json::to_string(&v).unwrap(), text);
+                }
+            }
+            Check::Unsure => {}
+        }
+    }
+
+    #[test]
+    fn decides_the_common_forms() {
+        for t in [
+            "1", "0", "-12", "\"a\"", "\"\"", "true", "false", "null", "[]", "{}", "[1,2,[3]]", r#"{"a":1,"b":[true]}"#,
+            r#"["x","y"]"#, "\"é ü\"",
+        ] {
+            assert_eq!(check(t), Check::Valid { canonical: true }, "{t}");
+            agrees(t);
+        }
+        for t in [" 1", "1.5", "-0", "[1, 2]", r#"{"b":1,"a":2}"#, r#"{"a":1,"a":2}"#, r#""a\nb""#, r#""a\/b""#, "{ }"] {
+            assert_eq!(check(t), Check::Valid { canonical: false }, "{t}");
+            agrees(t);
+        }
+        for t in [
+            "", " ", "01", "1.", ".5", "-", "1e3", "1E-2", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{1:2}", "nul",
+            "truee", "[1 2]", "\"\\u0041\"", "\"a\x01\"", "\"abc", "[", "]", "1 2", "123456789012345678901",
+            "\"\\x\"", "{\"a\":1,}", "[]]",
+        ] {
+            assert_eq!(check(t), Check::Unsure, "{t:?}");
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert_eq!(check(&deep), Check::Unsure);
+        let ok = "[".repeat(50) + &"]".repeat(50);
+        assert_eq!(check(&ok), Check::Valid { canonical: true });
+    }
+
+    #[test]
+    fn writes_like_serde_json() {
+        for n in [0i64, 7, -7, 10, 1234, -1000, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_int(&mut out, n);
+            assert_eq!(out, serde_json::to_vec(&n).unwrap());
+        }
+        for s in ["", "a", "peer 1", "é", "q\"uote", "back\\slash", "nl\n", "\u{1}"] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, .. ProptestConfig::default() })]
+
+        #[test]
+        fn never_calls_invalid_text_valid(text in r#"[\[\]{}",:0-9.eE+\- tfrualsn\\/bu\x01é]{0,24}"#) {
+            agrees(&text);
+        }
+
+        #[test]
+        fn serialized_values_are_checked(v in json_value()) {
+            let text = serde_json::to_string(&v).unwrap();
+            let pretty = serde_json::to_string_pretty(&v).unwrap();
+            agrees(&text);
+            agrees(&pretty);
+            // without floats (written their own way) and long numbers, serde_json's output is
+            // recognized as canonical
+            if !text.contains(['.', 'e']) && !text.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() > 18) {
+                prop_assert!(check(&text) == Check::Valid { canonical: true } || text.contains('\\'), "{}", text);
+            }
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-z\"\\\\/\n\u{e9}]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map("[a-c]{0,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
