@@ -38,7 +38,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
 
-use crate::error::{Error, ErrorCode, Result, guard};
+use crate::error::{Error, ErrorCode, Result, guard, guard_named};
 use crate::interface::Interface;
 use crate::storage::{Op, RawEntry, RawOp};
 
@@ -762,8 +762,8 @@ impl EffectorFfi for Exported {
 
     fn call(&self, call: CallFfi_TO<'_, RRef<'_, ()>>) -> RResult<RVec<u8>, Error> {
         let remote = Remote { ffi: call };
-        let what = format!("{}.{}", remote.capability(), remote.function());
-        guard(&what, || self.0.call(&Call::new(&remote)).map(RVec::from))
+        let what = || format!("{}.{}", remote.capability(), remote.function());
+        guard_named(what, || self.0.call(&Call::new(&remote)).map(RVec::from))
     }
 
     fn forget(&self, service_id: RStr<'_>) -> RResult<(), Error> {

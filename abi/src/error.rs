@@ -146,6 +146,14 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> RResult<T, Error> 
     }
 }
 
+/// Like [`guard`], naming the call only if it panicked (for hot paths whose name is built).
+pub(crate) fn guard_named<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(payload) => RResult::RErr(panic_error(&what(), payload.as_ref())),
+    }
+}
+
 /// Like [`guard`] for calls that cannot fail: a panic yields `fallback`.
 pub(crate) fn guard_infallible<T>(f: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| fallback())

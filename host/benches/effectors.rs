@@ -12,7 +12,10 @@
 //! - `insert_select/rusqlite_direct`: the same two statements on a rusqlite connection with the
 //!   plugin's settings (WAL, `synchronous = NORMAL`, cached prepared statements), same schema.
 //!
-//! Target: the service call within 2× the direct time.
+//! - `select/service_call` vs `select/rusqlite_direct`: one SELECT alone (through `linkstore.check`,
+//!   one capability call), where no file write hides the cost of the path.
+//!
+//! Target: the insert + select service call within 2× the direct time.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -112,6 +115,23 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
                 .query_row([&code], |r| r.get(0))
                 .unwrap();
+            black_box(stored)
+        });
+    });
+    g.finish();
+
+    // Without the write: one capability call (a SELECT through `linkstore.check`) against the
+    // SELECT alone, to show the cost of the path when no file I/O hides it.
+    let sql = "SELECT url FROM links WHERE code = 'c000000000001'";
+    let mut g = c.benchmark_group("select");
+    g.bench_function("service_call", |b| {
+        let args = postcard::to_stdvec(&(sql,)).unwrap();
+        b.iter(|| black_box(services.call_bytes(&service, "check", &args, &params).unwrap()));
+    });
+    g.bench_function("rusqlite_direct", |b| {
+        b.iter(|| {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let stored: Option<String> = stmt.query_row([], |r| r.get(0)).ok();
             black_box(stored)
         });
     });

@@ -35,6 +35,9 @@ use crate::identity::Identity;
 use crate::particle::{self, Particle};
 use crate::services::Tetraplet;
 
+/// Interpreter runs over at most this many bytes of script and data run on the loop's own thread.
+const INLINE_RUN_BYTES: usize = 64 << 10;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -832,8 +835,15 @@ impl Core {
             },
             call_results,
         };
-        let interpreter = Arc::clone(&self.air);
-        let outcome = smol::unblock(move || interpreter.run(request)).await;
+        // Small runs take tens of microseconds: run them right here rather than pay two thread
+        // hand-offs; large ones go to the blocking pool so they do not hold a loop thread.
+        let size = request.script.len() + request.prev_data.len() + request.current_data.len();
+        let outcome = if size <= INLINE_RUN_BYTES {
+            self.air.run(request)
+        } else {
+            let interpreter = Arc::clone(&self.air);
+            smol::unblock(move || interpreter.run(request)).await
+        };
         self.count(&self.counters.interpreter_runs);
         let outcome = match outcome {
             Ok(o) => o,

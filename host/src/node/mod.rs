@@ -55,6 +55,9 @@ pub enum Error {
     /// Services could not be set up.
     #[error(transparent)]
     Services(#[from] crate::services::Error),
+    /// An effector plugin could not be set up.
+    #[error(transparent)]
+    Effectors(#[from] crate::effectors::Error),
     /// A listen address was refused.
     #[error("cannot listen on {address}: {source}; check the address (e.g. /ip4/0.0.0.0/tcp/7770) and that the port is free")]
     Listen {
@@ -122,13 +125,15 @@ fn default_workers() -> usize {
 
 impl Node {
     /// Starts a node on `host` with its identity from `<data dir>/identity.key` (made on first
-    /// start), listening on `config.listen` and connecting to `config.bootstrap`.
+    /// start) and the capabilities of the effector plugins found, listening on `config.listen`
+    /// and connecting to `config.bootstrap`.
     ///
     /// # Errors
     /// See [`Error`].
     pub fn start(host: Host, config: Config) -> Result<Self, Error> {
         let identity = Identity::load_or_create(&host.setup.data_dir.join("identity.key"))?;
-        Self::start_with(host, config, identity, Capabilities::default())
+        let capabilities = crate::effectors::load(&host.setup, &host.store)?;
+        Self::start_with(host, config, identity, capabilities)
     }
 
     /// Starts a node with the given identity and effector capabilities.

@@ -239,6 +239,11 @@ pub enum DataError {
     },
 }
 
+#[cold]
+fn out_of_range(what: &str, i: u64) -> DataError {
+    malformed(format!("{what} index {i} out of range"))
+}
+
 fn malformed(what: impl Into<String>) -> DataError {
     DataError::Malformed(what.into())
 }
@@ -253,17 +258,32 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[cold]
     fn eof(&self) -> DataError {
         malformed(format!("unexpected end of data at byte {}", self.pos + 1))
     }
 
+    #[inline(always)]
     fn u8(&mut self) -> Result<u8, DataError> {
-        let b = *self.bytes.get(self.pos).ok_or_else(|| self.eof())?;
+        let Some(&b) = self.bytes.get(self.pos) else { return Err(self.eof()) };
         self.pos += 1;
         Ok(b)
     }
 
+    #[inline(always)]
     fn u64(&mut self) -> Result<u64, DataError> {
+        // most integers are small: one byte
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(b as u64);
+        }
+        self.u64_long()
+    }
+
+    #[inline(never)]
+    fn u64_long(&mut self) -> Result<u64, DataError> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
@@ -278,6 +298,7 @@ impl<'a> Reader<'a> {
         Err(malformed(format!("integer too large at byte {}", self.pos)))
     }
 
+    #[inline(always)]
     fn u32(&mut self) -> Result<u32, DataError> {
         let v = self.u64()?;
         u32::try_from(v).map_err(|_| malformed(format!("integer {v} too large at byte {}", self.pos)))
@@ -293,6 +314,7 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
+    #[inline(always)]
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], DataError> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(|| self.eof())?;
         let out = &self.bytes[self.pos..end];
@@ -300,6 +322,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DataError> {
         let b = self.bytes(N)?;
         let mut out = [0u8; N];
@@ -324,9 +347,13 @@ impl<'a> Reader<'a> {
         Ok(text)
     }
 
+    #[inline(always)]
     fn index<T: Clone>(&mut self, table: &[T], what: &str) -> Result<T, DataError> {
         let i = self.u64()?;
-        table.get(i as usize).cloned().ok_or_else(|| malformed(format!("{what} index {i} out of range")))
+        match table.get(i as usize) {
+            Some(t) => Ok(t.clone()),
+            None => Err(out_of_range(what, i)),
+        }
     }
 }
 
@@ -740,12 +767,52 @@ impl Produced<'_, '_> {
 
     /// The digest attestations cover.
     pub fn digest(&self) -> [u8; 32] {
+        self.digest_with(&mut TetrapletDigests::default())
+    }
+
+    /// [`Produced::digest`], with the digests of tetraplets shared by several results computed
+    /// once.
+    pub(crate) fn digest_with(&self, memo: &mut TetrapletDigests) -> [u8; 32] {
         match self {
-            Produced::Executed(r) => r.digest(false),
-            Produced::Failed(r) => r.digest(true),
-            Produced::Canon(c) => c.digest(),
+            Produced::Executed(r) => r.digest_with(false, &memo.of(&r.tetraplet)),
+            Produced::Failed(r) => r.digest_with(true, &memo.of(&r.tetraplet)),
+            Produced::Canon(c) => c.digest_with(memo),
         }
     }
+}
+
+/// Digests of tetraplets by address, for the results of one trace (the results of one service
+/// share one tetraplet `Arc`). Only for the lifetime of the trace: an address is an identity
+/// only while the tetraplet is alive.
+#[derive(Default)]
+pub(crate) struct TetrapletDigests {
+    last: Option<(*const Tetraplet, [u8; 32])>,
+    seen: FastMap<*const Tetraplet, [u8; 32]>,
+}
+
+impl TetrapletDigests {
+    /// The digest of `t`.
+    pub(crate) fn of(&mut self, t: &Arc<Tetraplet>) -> [u8; 32] {
+        let address = Arc::as_ptr(t);
+        if let Some((a, d)) = self.last
+            && a == address
+        {
+            return d;
+        }
+        let d = *self.seen.entry(address).or_insert_with(|| tetraplet_digest(t));
+        self.last = Some((address, d));
+        d
+    }
+}
+
+/// blake3 over domain and the four parts of a tetraplet (what result digests include).
+pub fn tetraplet_digest(t: &Tetraplet) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    hash_part(&mut h, b"weft-air/tetraplet/3");
+    for part in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
+        hash_part(&mut h, part.as_bytes());
+    }
+    *h.finalize().as_bytes()
 }
 
 impl Writer {
@@ -777,37 +844,51 @@ fn hash_part(h: &mut blake3::Hasher, part: &[u8]) {
     h.update(part);
 }
 
-fn hash_tetraplet(h: &mut blake3::Hasher, t: &Tetraplet) {
-    for part in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
-        hash_part(h, part.as_bytes());
-    }
-}
-
 impl ServiceResult<'_> {
-    /// blake3 over domain, kind, value, tetraplet and argument hash: what an [`Attestation`]
-    /// of the producing peer lists.
+    /// blake3 over domain and kind, the [`tetraplet_digest`], the argument hash and the value:
+    /// what an [`Attestation`] of the producing peer lists.
     pub fn digest(&self, failed: bool) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        hash_part(&mut h, if failed { b"weft-air/failed/3" } else { b"weft-air/executed/3" });
-        hash_part(&mut h, self.value.as_bytes());
-        hash_tetraplet(&mut h, &self.tetraplet);
+        self.digest_with(failed, &tetraplet_digest(&self.tetraplet))
+    }
+
+    fn digest_with(&self, failed: bool, tetraplet: &[u8; 32]) -> [u8; 32] {
+        // the fixed-size part in one buffer: few calls into the hasher for a short value
+        let mut head = [0u8; 128];
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            head[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
+        };
+        let domain: &[u8] = if failed { b"weft-air/failed/3" } else { b"weft-air/executed/3" };
+        put(&(domain.len() as u64).to_le_bytes());
+        put(domain);
+        put(tetraplet);
         let (len, bytes) = self.argument_hash.as_bytes();
-        h.update(&[len]);
-        hash_part(&mut h, bytes);
+        put(&[len]);
+        put(bytes);
+        put(&(self.value.len() as u64).to_le_bytes());
+        let mut h = blake3::Hasher::new();
+        h.update(&head[..n]);
+        h.update(self.value.as_bytes());
         *h.finalize().as_bytes()
     }
 }
 
 impl CanonResult<'_> {
-    /// blake3 over domain, tetraplet and every value with its tetraplet.
+    /// blake3 over domain, the canon's [`tetraplet_digest`] and every value with the digest of
+    /// its tetraplet.
     pub fn digest(&self) -> [u8; 32] {
+        self.digest_with(&mut TetrapletDigests::default())
+    }
+
+    fn digest_with(&self, memo: &mut TetrapletDigests) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         hash_part(&mut h, b"weft-air/canon/3");
-        hash_tetraplet(&mut h, &self.tetraplet);
+        h.update(&memo.of(&self.tetraplet));
         h.update(&(self.values.len() as u64).to_le_bytes());
         for v in &self.values {
             hash_part(&mut h, v.value.as_bytes());
-            hash_tetraplet(&mut h, &v.tetraplet);
+            h.update(&memo.of(&v.tetraplet));
         }
         *h.finalize().as_bytes()
     }

@@ -9,7 +9,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JValue;
 
-use crate::data::{Attestation, Data, DataError, State};
+use crate::data::{Attestation, Data, DataError, State, TetrapletDigests};
 use crate::exec::{Ctx, Engine, ExecError};
 use crate::parser::{ParseLimits, parse_with_limits};
 use crate::trace::TraceHandler;
@@ -176,8 +176,9 @@ fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Res
     }
     let from_current = covered(&current.attestations);
     let mut from_prev = None;
+    let mut memo = TetrapletDigests::default();
     for r in current.trace.iter().filter_map(State::result) {
-        let digest = r.digest();
+        let digest = r.digest_with(&mut memo);
         let peer = r.peer();
         if from_current.get(peer).is_some_and(|s| s.contains(&digest)) {
             continue;
@@ -236,8 +237,13 @@ fn attestations(
         all.retain(|_| k.next().unwrap_or(true));
     }
     if produced {
-        let digests: Vec<[u8; 32]> =
-            trace.iter().filter_map(State::result).filter(|r| r.peer() == me).map(|r| r.digest()).collect();
+        let mut memo = TetrapletDigests::default();
+        let digests: Vec<[u8; 32]> = trace
+            .iter()
+            .filter_map(State::result)
+            .filter(|r| r.peer() == me)
+            .map(|r| r.digest_with(&mut memo))
+            .collect();
         if !digests.is_empty() {
             let key = SigningKey::from_bytes(secret);
             all.push(Attestation::sign(&key, &params.particle_id, me, digests));

@@ -26,11 +26,13 @@ pub struct Config {
     /// The largest particle message sent or accepted, in bytes (default 16 MiB). A receiver never
     /// allocates more than this for one message.
     pub max_message_size: usize,
-    /// Messages waiting to be sent to one peer, the one in flight included (default 256); a full
-    /// queue makes `send` fail with `LIMIT`.
+    /// Messages waiting to be sent to one peer (default 256), besides the batch being written (at
+    /// most 64 KiB, or one larger message); a full queue makes `send` fail with `LIMIT`.
     pub queue_len: usize,
-    /// How long one message may take to be written and acknowledged, in ms (default 30000).
-    pub request_timeout_ms: u64,
+    /// How long opening the particle stream on a connection may take, in ms (default 10000):
+    /// protocol negotiation and the receiver's size limit. An open that fails or times out costs
+    /// the first waiting message; the next one opens again.
+    pub open_timeout_ms: u64,
     /// How long a connection without open streams stays up, in ms (default 600000).
     pub idle_connection_timeout_ms: u64,
     /// How often each connection is pinged, in ms (default 15000).
@@ -47,10 +49,9 @@ pub struct Config {
     pub max_pending_connections: u32,
     /// Concurrent yamux streams per connection (default 64).
     pub max_streams_per_connection: usize,
-    /// Concurrent particle streams per connection, in and out together (default 8). A node buffers
-    /// at most `max_connections × max_concurrent_messages × max_message_size` bytes of incoming
-    /// messages, and only as fast as peers actually send them.
-    pub max_concurrent_messages: usize,
+    /// Particle streams a peer may open on one connection (default 2; a peer uses one, and opens
+    /// another when it breaks). More are reset.
+    pub max_particle_streams: usize,
     /// The plugin's tokio worker threads per node (default 1, at most 8).
     pub worker_threads: usize,
 }
@@ -60,7 +61,7 @@ impl Default for Config {
         Self {
             max_message_size: 16 << 20,
             queue_len: 256,
-            request_timeout_ms: 30_000,
+            open_timeout_ms: 10_000,
             idle_connection_timeout_ms: 600_000,
             ping_interval_ms: 15_000,
             mode: Mode::Server,
@@ -69,7 +70,7 @@ impl Default for Config {
             max_connections_per_peer: 4,
             max_pending_connections: 64,
             max_streams_per_connection: 64,
-            max_concurrent_messages: 8,
+            max_particle_streams: 2,
             worker_threads: 1,
         }
     }
@@ -115,14 +116,14 @@ impl Config {
         for (key, value) in [
             ("queue_len", self.queue_len),
             ("max_streams_per_connection", self.max_streams_per_connection),
-            ("max_concurrent_messages", self.max_concurrent_messages),
+            ("max_particle_streams", self.max_particle_streams),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1");
             }
         }
         for (key, value) in [
-            ("request_timeout_ms", self.request_timeout_ms),
+            ("open_timeout_ms", self.open_timeout_ms),
             ("ping_interval_ms", self.ping_interval_ms),
             ("query_timeout_ms", self.query_timeout_ms),
         ] {
@@ -145,8 +146,8 @@ impl Config {
         Ok(())
     }
 
-    pub(crate) fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+    pub(crate) fn open_timeout(&self) -> Duration {
+        Duration::from_millis(self.open_timeout_ms)
     }
     pub(crate) fn idle_connection_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_connection_timeout_ms)
@@ -189,7 +190,9 @@ mod tests {
             ("queue_len = 0", "queue_len"),
             ("max_message_size = 0", "max_message_size"),
             ("worker_threads = 99", "worker_threads"),
-            ("request_timeout_ms = -1", "request_timeout_ms"),
+            ("open_timeout_ms = -1", "open_timeout_ms"),
+            ("max_particle_streams = 0", "max_particle_streams"),
+            ("request_timeout_ms = 5", "request_timeout_ms"), // gone with the acknowledged protocol
         ] {
             let e = Config::parse(text).unwrap_err();
             assert_eq!(e.code(), ErrorCode::INVALID_CONFIG, "{text}");

@@ -9,9 +9,10 @@
 //! - **The stack.** TCP, and websocket over TCP (`/ip4/127.0.0.1/tcp/0/ws`, for browser clients),
 //!   both with noise and yamux; identify, ping (`PING` events with the round-trip time), Kademlia
 //!   on `/weft/kad/1.0.0` (server mode, or client mode for applications) and connection limits.
-//! - **Particles** travel on `/weft/particle/1.0.0`, one acknowledged, length-prefixed message per
-//!   stream ([`codec`](crate::Codec)). Each peer has a bounded outbound queue with one message in
-//!   flight at a time, so the order between two peers is kept.
+//! - **Particles** travel on `/weft/particle/1.0.0` ([`PROTOCOL`]): one long-lived stream per peer
+//!   carries length-prefixed frames back to back, pipelined, without acknowledgements. Each peer
+//!   has a bounded queue, written by one connection at a time, so the order between two peers is
+//!   kept; delivery is at most once (frames being written when a connection breaks may be lost).
 //! - **Nothing async crosses the ABI.** API calls lock the swarm, act, and wake the task that
 //!   drives it; events reach the host's sink from that task only, never under a lock.
 //!
@@ -22,7 +23,7 @@
 //! ```toml
 //! max_message_size = 16777216     # bytes, sent or accepted
 //! queue_len = 256                 # messages waiting per peer
-//! request_timeout_ms = 30000      # one message written and acknowledged
+//! open_timeout_ms = 10000         # opening the particle stream on a connection
 //! idle_connection_timeout_ms = 600000
 //! ping_interval_ms = 15000
 //! mode = "server"                 # or "client" (applications: do not serve the DHT)
@@ -50,16 +51,16 @@
 //! transport.shutdown();
 //! ```
 
-mod codec;
 mod config;
 mod dht;
 mod node;
+mod particles;
 mod swarm;
 mod transport;
 
-pub use codec::{Codec, PROTOCOL};
 pub use config::{Config, MAX_MESSAGE_SIZE_LIMIT, Mode};
 pub use dht::Dht;
+pub use particles::PROTOCOL;
 pub use swarm::KAD_PROTOCOL;
 pub use transport::Transport;
 

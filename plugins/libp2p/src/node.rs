@@ -2,9 +2,13 @@
 //! turns swarm events into weft events.
 //!
 //! The swarm lives behind one mutex ([`Core`]). The driving task locks it for each poll; API calls
-//! lock it, act directly (listen, dial, queue a message, start a query) and wake the task. Events
-//! are collected while the lock is held and handed to the sink only after it is released, from
-//! the driving task alone, so they keep their order and the sink may call back into the plugin.
+//! lock it, act directly (listen, dial, start a query) and wake the task. Events are collected
+//! while the lock is held and handed to the sink only after it is released, from the driving task
+//! alone, so they keep their order and the sink may call back into the plugin.
+//!
+//! Sending skips that lock when it can: a connected peer's queue ([`Outboxes`]) is written by its
+//! connection's handler, and `send` pushes to it and wakes that handler directly. Only a peer
+//! without a connection (to dial) takes the swarm's lock.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -16,18 +20,20 @@ use std::time::Duration;
 use libp2p::core::transport::ListenerId;
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping};
 use weft_abi::transport::{Event, EventKind, Sink};
 use weft_abi::{Error, ErrorCode, Result};
 
-use crate::codec::Ack;
 use crate::config::Config;
+use crate::particles::{self, Outboxes, Refused};
 use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_PROTOCOL};
 
-/// Swarm events handled per lock acquisition before the loop emits what it has.
+/// Swarm events handled per lock acquisition before the loop emits what it has, and the message
+/// bytes after which it emits early.
 const EVENTS_PER_POLL: usize = 64;
+const BYTES_PER_POLL: usize = 1 << 20;
 /// Addresses remembered per peer, and peers remembered, outside Kademlia's table.
 const ADDRS_PER_PEER: usize = 8;
 const BOOK_PEERS: usize = 4096;
@@ -138,22 +144,12 @@ impl AddressBook {
     }
 }
 
-/// Messages waiting for one peer. One is in flight at a time: the next leaves when the previous is
-/// acknowledged, which keeps the order between two peers.
-#[derive(Debug, Default)]
-struct Outbound {
-    queue: VecDeque<Vec<u8>>,
-    in_flight: Option<OutboundRequestId>,
-}
-
 /// Everything but the swarm, behind the same lock.
 #[derive(Debug, Default)]
 pub struct State {
     waker: Option<Waker>,
     /// Events raised by API calls, emitted by the driving task.
     outbox: Vec<Event>,
-    outbound: HashMap<PeerId, Outbound>,
-    requests: HashMap<OutboundRequestId, PeerId>,
     book: AddressBook,
     queries: HashMap<kad::QueryId, mpsc::SyncSender<QueryOutcome>>,
     listeners: HashMap<ListenerId, mpsc::SyncSender<std::result::Result<(), String>>>,
@@ -176,6 +172,8 @@ pub struct Shared {
     pub config: Config,
     /// This node's peer id.
     pub local: PeerId,
+    /// The messages waiting for each peer.
+    outboxes: Arc<Outboxes>,
     handle: tokio::runtime::Handle,
     closed: AtomicBool,
 }
@@ -233,15 +231,17 @@ impl Node {
             .enable_all()
             .build()
             .map_err(|e| Error::io("libp2p: cannot start the tokio runtime", &e))?;
+        let outboxes = Arc::new(Outboxes::default());
         let swarm = {
             let _enter = runtime.enter();
-            swarm::build(keypair, &config)?
+            swarm::build(keypair, &config, Arc::clone(&outboxes))?
         };
         let shared = Arc::new(Shared {
             core: Mutex::new(Core { swarm: Some(swarm), state: State::default() }),
             sink: Mutex::new(None),
             config,
             local,
+            outboxes,
             handle: runtime.handle().clone(),
             closed: AtomicBool::new(false),
         });
@@ -302,7 +302,7 @@ impl Node {
             // Waiting calls see their sender dropped and return CLOSED.
             core.state.queries.clear();
             core.state.listeners.clear();
-            core.state.outbound.clear();
+            self.shared.outboxes.clear();
             if let Some(waker) = core.state.waker.take() {
                 waker.wake();
             }
@@ -345,9 +345,31 @@ impl Node {
                 "libp2p transport.send: cannot send to this node itself",
             ));
         }
+        if self.is_closed() {
+            return Err(closed("transport.send"));
+        }
         let queue_len = self.shared.config.queue_len;
+        let full = || {
+            Error::new(
+                ErrorCode::LIMIT,
+                format!(
+                    "libp2p transport.send: the queue to {peer} is full ({queue_len} messages); retry later or raise queue_len"
+                ),
+            )
+        };
+        // A connection owns the peer's queue: push, and its handler is woken; no swarm involved.
+        let message = match self.shared.outboxes.get(&peer) {
+            Some(outbox) => match outbox.push(message, queue_len, false) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Full) => return Err(full()),
+                Err(Refused::NoOwner(message)) => message,
+            },
+            None => message,
+        };
         self.with_swarm("transport.send", |state, swarm| {
-            if !swarm.is_connected(&peer) && known_addrs(state, swarm, &peer).is_empty() {
+            let connected = swarm.is_connected(&peer);
+            let addrs = if connected { Vec::new() } else { known_addrs(state, swarm, &peer) };
+            if !connected && addrs.is_empty() {
                 return Err(Error::new(
                     ErrorCode::NOT_FOUND,
                     format!(
@@ -355,15 +377,13 @@ impl Node {
                     ),
                 ));
             }
-            let out = state.outbound.entry(peer).or_default();
-            if out.queue.len() + usize::from(out.in_flight.is_some()) >= queue_len {
-                return Err(Error::new(
-                    ErrorCode::LIMIT,
-                    format!("libp2p transport.send: the queue to {peer} is full ({queue_len} messages); retry later or raise queue_len"),
-                ));
+            let outbox = self.shared.outboxes.get_or_create(peer);
+            if let Err(Refused::Full) = outbox.push(message, queue_len, true) {
+                return Err(full());
             }
-            out.queue.push_back(message);
-            pump(state, swarm, peer);
+            if !connected {
+                dial_for_queue(state, swarm, &self.shared.outboxes, peer, addrs);
+            }
             Ok(())
         })
     }
@@ -431,38 +451,42 @@ pub fn raise(state: &mut State, event: Event) {
     }
 }
 
-/// Sends the next queued message to `peer` if none is in flight.
-fn pump(state: &mut State, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
-    let addrs = state.book.get(&peer).to_vec();
-    let Some(out) = state.outbound.get_mut(&peer) else { return };
-    if out.in_flight.is_some() {
-        return;
-    }
-    match out.queue.pop_front() {
-        Some(message) => {
-            let id = swarm.behaviour_mut().particles.send_request_with_addresses(&peer, message, addrs);
-            out.in_flight = Some(id);
-            state.requests.insert(id, peer);
-        }
-        None => {
-            state.outbound.remove(&peer);
+/// Dials `peer` for the messages queued for it (unless a dial is under way). A dial the swarm
+/// refuses at once loses the queue, as a failed one does, and is reported as `DIAL_FAILED`.
+fn dial_for_queue(
+    state: &mut State,
+    swarm: &mut Swarm<Behaviour>,
+    outboxes: &Outboxes,
+    peer: PeerId,
+    addrs: Vec<Multiaddr>,
+) {
+    let opts = DialOpts::peer_id(peer)
+        .addresses(addrs)
+        .extend_addresses_through_behaviour()
+        .condition(PeerCondition::DisconnectedAndNotDialing)
+        .build();
+    match swarm.dial(opts) {
+        Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+        Err(e) => {
+            outboxes.remove(&peer);
+            raise(state, dial_failed(Some(peer), None, &e));
         }
     }
 }
 
-/// A request ended (acknowledged or failed): send the next one, or drop the queue when the peer
-/// cannot be reached at all.
-fn request_done(state: &mut State, swarm: &mut Swarm<Behaviour>, id: OutboundRequestId, drop_queue: bool) {
-    let Some(peer) = state.requests.remove(&id) else { return };
-    if let Some(out) = state.outbound.get_mut(&peer) {
-        if out.in_flight == Some(id) {
-            out.in_flight = None;
-        }
-        if drop_queue {
-            out.queue.clear();
-        }
+/// The last connection to `peer` closed with messages still queued: dial again, once per message
+/// written (a peer that keeps closing connections cannot make us dial forever); otherwise drop them.
+fn requeue_or_drop(state: &mut State, swarm: &mut Swarm<Behaviour>, outboxes: &Outboxes, peer: PeerId) {
+    let Some(outbox) = outboxes.get(&peer) else { return };
+    if swarm.is_connected(&peer) || outbox.owner().is_some() {
+        return;
     }
-    pump(state, swarm, peer);
+    let addrs = if outbox.len() == 0 { Vec::new() } else { known_addrs(state, swarm, &peer) };
+    if addrs.is_empty() || !outbox.may_redial() {
+        outboxes.remove(&peer);
+        return;
+    }
+    dial_for_queue(state, swarm, outboxes, peer, addrs);
 }
 
 fn event(kind: EventKind, peer: Option<PeerId>, address: Option<&Multiaddr>, payload: Vec<u8>) -> Event {
@@ -526,9 +550,19 @@ fn poll_batch(shared: &Shared, cx: &mut Context<'_>) -> Poll<Option<Vec<Event>>>
         state.waker = Some(cx.waker().clone());
     }
     let mut out = std::mem::take(&mut state.outbox);
+    let mut bytes = 0;
     for _ in 0..EVENTS_PER_POLL {
         match swarm.poll_next_unpin(cx) {
-            Poll::Ready(Some(e)) => handle(state, swarm, e, &mut out),
+            Poll::Ready(Some(e)) => {
+                let before = out.len();
+                handle(state, swarm, &shared.outboxes, e, &mut out);
+                // What handling raised (a redial refused at once) goes out with the rest.
+                out.append(&mut state.outbox);
+                bytes += out[before..].iter().map(|e| e.payload.len()).sum::<usize>();
+                if bytes >= BYTES_PER_POLL {
+                    break;
+                }
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {
                 return if out.is_empty() { Poll::Pending } else { Poll::Ready(Some(out)) };
@@ -539,7 +573,13 @@ fn poll_batch(shared: &Shared, cx: &mut Context<'_>) -> Poll<Option<Vec<Event>>>
     Poll::Ready(Some(out))
 }
 
-fn handle(state: &mut State, swarm: &mut Swarm<Behaviour>, e: SwarmEvent<BehaviourEvent>, out: &mut Vec<Event>) {
+fn handle(
+    state: &mut State,
+    swarm: &mut Swarm<Behaviour>,
+    outboxes: &Outboxes,
+    e: SwarmEvent<BehaviourEvent>,
+    out: &mut Vec<Event>,
+) {
     match e {
         SwarmEvent::NewListenAddr { listener_id, address } => {
             if let Some(tx) = state.listeners.remove(&listener_id) {
@@ -572,7 +612,9 @@ fn handle(state: &mut State, swarm: &mut Swarm<Behaviour>, e: SwarmEvent<Behavio
             }
         }
         SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            // Every frame of the connection came before this (the handler's events precede its close).
             out.push(event(EventKind::DISCONNECTED, Some(peer_id), None, Vec::new()));
+            requeue_or_drop(state, swarm, outboxes, peer_id);
         }
         SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
             state.dials.remove(&connection_id);
@@ -580,6 +622,13 @@ fn handle(state: &mut State, swarm: &mut Swarm<Behaviour>, e: SwarmEvent<Behavio
                 for (addr, _) in errors {
                     state.book.remove(&peer, &split_p2p(addr.clone()).0);
                 }
+            }
+            // Unreachable: the messages waiting for it are dropped (the host learns it from
+            // DIAL_FAILED and looks the peer up again).
+            if let Some(peer) = peer_id.filter(|p| !swarm.is_connected(p))
+                && outboxes.get(&peer).is_some_and(|o| o.owner().is_none())
+            {
+                outboxes.remove(&peer);
             }
             out.push(dial_failed(peer_id, None, &error));
         }
@@ -590,31 +639,9 @@ fn handle(state: &mut State, swarm: &mut Swarm<Behaviour>, e: SwarmEvent<Behavio
 
 fn handle_behaviour(state: &mut State, swarm: &mut Swarm<Behaviour>, e: BehaviourEvent, out: &mut Vec<Event>) {
     match e {
-        BehaviourEvent::Particles(rr) => match rr {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    // The ack leaves now; the message reaches the sink in this batch, before any
-                    // later message of this peer can arrive (the sender waits for the ack).
-                    let _ = swarm.behaviour_mut().particles.send_response(channel, Ack);
-                    out.push(event(EventKind::MESSAGE, Some(peer), None, request));
-                }
-                request_response::Message::Response { request_id, .. } => {
-                    request_done(state, swarm, request_id, false);
-                }
-            },
-            request_response::Event::OutboundFailure { request_id, error, .. } => {
-                // Unreachable peers (dial failure, no weft protocol) lose their whole queue: the
-                // host learns it from DIAL_FAILED and looks the peer up again. Otherwise the
-                // message is lost (it may have arrived) and the next one goes.
-                let drop_queue = matches!(
-                    error,
-                    request_response::OutboundFailure::DialFailure
-                        | request_response::OutboundFailure::UnsupportedProtocols
-                );
-                request_done(state, swarm, request_id, drop_queue);
-            }
-            _ => {}
-        },
+        BehaviourEvent::Particles(particles::Event::Messages { peer, messages }) => {
+            out.extend(messages.into_iter().map(|m| event(EventKind::MESSAGE, Some(peer), None, m)));
+        }
         BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
             // As rust-libp2p's examples do: listen addresses learned by identify go into the
             // Kademlia table, for peers that serve weft's DHT.

@@ -1,5 +1,6 @@
 //! The libp2p stack of one node: transports, upgrades and the composed network behaviour.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::core::muxing::StreamMuxerBox;
@@ -8,11 +9,11 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{PeerId, StreamProtocol, Swarm, Transport as _};
-use libp2p::{connection_limits, identify, kad, noise, ping, request_response, tcp, yamux};
+use libp2p::{connection_limits, identify, kad, noise, ping, tcp, yamux};
 use weft_abi::{Error, Result};
 
-use crate::codec::{self, Codec};
 use crate::config::{Config, Mode};
+use crate::particles::{self, Outboxes};
 
 /// The Kademlia protocol name of weft networks (not the public IPFS DHT's).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/kad/1.0.0");
@@ -41,8 +42,9 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// The DHT.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
-    /// Particles: one acknowledged message per stream.
-    pub particles: request_response::Behaviour<Codec>,
+    /// Particles: frames pipelined on one stream per peer (last: it never denies a connection, and
+    /// sees every connection the others let through).
+    pub particles: particles::Behaviour,
 }
 
 fn transport(keypair: &Keypair, config: &Config) -> Result<Boxed<(PeerId, StreamMuxerBox)>> {
@@ -61,7 +63,7 @@ fn transport(keypair: &Keypair, config: &Config) -> Result<Boxed<(PeerId, Stream
         .boxed())
 }
 
-fn behaviour(keypair: &Keypair, config: &Config) -> Behaviour {
+fn behaviour(keypair: &Keypair, config: &Config, outboxes: Arc<Outboxes>) -> Behaviour {
     let local = keypair.public().to_peer_id();
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
@@ -81,12 +83,13 @@ fn behaviour(keypair: &Keypair, config: &Config) -> Behaviour {
         Mode::Server => kad::Mode::Server,
         Mode::Client => kad::Mode::Client,
     }));
-    let particles = request_response::Behaviour::with_codec(
-        Codec::new(config.max_message_size),
-        [(codec::PROTOCOL, request_response::ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(config.request_timeout())
-            .with_max_concurrent_streams(config.max_concurrent_messages),
+    let particles = particles::Behaviour::new(
+        outboxes,
+        particles::Limits {
+            max_message_size: config.max_message_size,
+            max_streams: config.max_particle_streams,
+            open_timeout: config.open_timeout(),
+        },
     );
     Behaviour {
         limits: connection_limits::Behaviour::new(limits),
@@ -97,11 +100,12 @@ fn behaviour(keypair: &Keypair, config: &Config) -> Behaviour {
     }
 }
 
-/// Builds the swarm. Must run inside the node's tokio runtime context.
-pub fn build(keypair: Keypair, config: &Config) -> Result<Swarm<Behaviour>> {
+/// Builds the swarm, its particle behaviour writing the queues of `outboxes`. Must run inside the
+/// node's tokio runtime context.
+pub fn build(keypair: Keypair, config: &Config, outboxes: Arc<Outboxes>) -> Result<Swarm<Behaviour>> {
     let local = keypair.public().to_peer_id();
     let transport = transport(&keypair, config)?;
-    let behaviour = behaviour(&keypair, config);
+    let behaviour = behaviour(&keypair, config, outboxes);
     let swarm_config = libp2p::swarm::Config::with_tokio_executor()
         .with_idle_connection_timeout(config.idle_connection_timeout())
         .with_max_negotiating_inbound_streams(MAX_NEGOTIATING_INBOUND_STREAMS);

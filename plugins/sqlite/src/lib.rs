@@ -144,6 +144,9 @@ impl ModuleConfig {
     /// # Errors
     /// Not a JSON object of the known keys: `INVALID_CONFIG`.
     pub fn parse(text: &str) -> Result<Self> {
+        if text == "{}" {
+            return Ok(Self::default());
+        }
         serde_json::from_str(text).map_err(|e| Error::config(format!("sqlite module config {text:?}: {e}")))
     }
 }

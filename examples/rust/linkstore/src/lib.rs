@@ -106,7 +106,10 @@ fn link(row: &[Value]) -> Link {
 #[export]
 pub fn store(code: String, url: String) -> Result<String, String> {
     schema()?;
-    run("INSERT OR IGNORE INTO links (code, url, created_ms) VALUES (?1, ?2, ?3)", vec![text(&code), text(&url), int(now_ms())])?;
+    run(
+        "INSERT OR IGNORE INTO links (code, url, created_ms) VALUES (?1, ?2, ?3)",
+        vec![text(&code), text(&url), int(now_ms())],
+    )?;
     let found = rows("SELECT url FROM links WHERE code = ?1", vec![text(&code)])?;
     Ok(found.first().and_then(|r| r.first()).and_then(|v| v.text.clone()).unwrap_or_default())
 }

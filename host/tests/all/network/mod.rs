@@ -1,6 +1,7 @@
 //! Real nodes in this process, on loopback TCP (the libp2p plugin) and on the memory transport,
 //! loaded from their `.so` files as a node loads them. Each flow runs on both.
 
+mod apps;
 mod cli;
 mod dht;
 mod faults;

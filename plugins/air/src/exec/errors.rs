@@ -194,13 +194,14 @@ impl UncatchableError {
     }
 }
 
-/// An error that stops an instruction.
+/// An error that stops an instruction (boxed: results travel through every instruction, and an
+/// `Ok` is then two words).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExecError {
     /// Caught by `xor`, absorbed by `par`, swallowed by a stream fold's generation.
-    Catchable(CatchableError),
+    Catchable(Box<CatchableError>),
     /// Ends the run.
-    Uncatchable(UncatchableError),
+    Uncatchable(Box<UncatchableError>),
 }
 
 impl ExecError {
@@ -228,6 +229,12 @@ impl ExecError {
 
 impl From<UncatchableError> for ExecError {
     fn from(e: UncatchableError) -> Self {
-        ExecError::Uncatchable(e)
+        ExecError::Uncatchable(Box::new(e))
+    }
+}
+
+impl From<CatchableError> for ExecError {
+    fn from(e: CatchableError) -> Self {
+        ExecError::Catchable(Box::new(e))
     }
 }

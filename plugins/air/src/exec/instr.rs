@@ -508,6 +508,20 @@ impl<'a> Engine<'a> {
     }
 
     pub(crate) fn exec_ap(&mut self, node: NodeId, a: &'a Ap<'a>) -> Result<(), ExecError> {
+        // a scalar copied to a scalar (the common `(ap x y)`): the item as it is
+        if let (Value::Scalar { name, lambda: None }, ApDest::Scalar(dest)) = (&a.arg, &a.dest) {
+            let item = match self.scalar_ref(*name) {
+                Ok(Some(item)) => Item { value: item.value.clone(), tetraplet: item.tetraplet.clone(), trace_pos: None },
+                Ok(None) => {
+                    self.complete = false;
+                    return Ok(());
+                }
+                Err(e) => return Err(self.raise(node, e, None, None)),
+            };
+            self.check_output_name(*dest)?;
+            self.env.set_scalar(*dest, item);
+            return Ok(());
+        }
         let r = match self.resolve(&a.arg) {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -647,7 +661,7 @@ impl<'a> Engine<'a> {
             if self.error.armed {
                 self.error = ErrorSlot { object, tetraplet, armed: false };
             }
-            return Err(ExecError::Catchable(CatchableError::Rethrown { code, message }));
+            return Err(ExecError::from(CatchableError::Rethrown { code, message }));
         }
         let error = CatchableError::UserError((*object).clone());
         if self.error.armed {
@@ -658,7 +672,7 @@ impl<'a> Engine<'a> {
             });
             self.error = ErrorSlot { object: Arc::new(generic), tetraplet: None, armed: false };
         }
-        Err(ExecError::Catchable(error))
+        Err(ExecError::from(error))
     }
 }
 

@@ -70,8 +70,9 @@ enum NewKind<'a> {
 
 enum Frame<'a> {
     Seq { right: NodeId },
-    ParLeft { right: NodeId, ctx: ParCtx },
-    ParRight { ctx: ParCtx, left: Result<(), ExecError>, left_complete: bool },
+    /// A par's trace context is the top of [`Engine::pars`] (frames stay small).
+    ParLeft { right: NodeId },
+    ParRight { left: Result<(), ExecError>, left_complete: bool },
     XorLeft { right: NodeId },
     XorRight,
     New(NewKind<'a>),
@@ -128,6 +129,8 @@ pub(crate) struct Engine<'a> {
     me: Option<Arc<str>>,
     /// The JSON texts of values parsed on first use.
     texts: Texts<'a>,
+    /// The trace contexts of the open pars (innermost last).
+    pars: Vec<ParCtx>,
 }
 
 impl<'a> Engine<'a> {
@@ -147,6 +150,7 @@ impl<'a> Engine<'a> {
             arg_scratch: Vec::new(),
             me: None,
             texts: Texts::with_capacity(trace.input_len()),
+            pars: Vec::new(),
             ast,
             ctx,
             trace,
@@ -236,7 +240,8 @@ impl<'a> Engine<'a> {
             Instr::Par(l, r) => match self.trace.par_start() {
                 Ok(ctx) => {
                     self.complete = !self.is_next(*l);
-                    stack.push(Frame::ParLeft { right: *r, ctx });
+                    self.pars.push(ctx);
+                    stack.push(Frame::ParLeft { right: *r });
                     Step::Exec(*l)
                 }
                 Err(e) => Step::Return(Err(self.trace_err(node, e))),
@@ -286,21 +291,25 @@ impl<'a> Engine<'a> {
                 Ok(()) if self.complete => Step::Exec(right),
                 other => Step::Return(other),
             },
-            Frame::ParLeft { right, mut ctx } => {
+            Frame::ParLeft { right } => {
                 if let Err(ExecError::Uncatchable(_)) = result {
                     return Step::Return(result);
                 }
                 let left_complete = self.complete;
-                self.trace.par_left_done(&mut ctx);
+                if let Some(ctx) = self.pars.last_mut() {
+                    self.trace.par_left_done(ctx);
+                }
                 self.complete = !self.is_next(right);
-                stack.push(Frame::ParRight { ctx, left: result, left_complete });
+                stack.push(Frame::ParRight { left: result, left_complete });
                 Step::Exec(right)
             }
-            Frame::ParRight { ctx, left, left_complete } => {
+            Frame::ParRight { left, left_complete } => {
                 if let Err(ExecError::Uncatchable(_)) = result {
                     return Step::Return(result);
                 }
-                self.trace.par_right_done(&ctx);
+                if let Some(ctx) = self.pars.pop() {
+                    self.trace.par_right_done(&ctx);
+                }
                 self.complete = left_complete || self.complete;
                 match (left, result) {
                     (Err(_), Err(e)) => Step::Return(Err(e)),
@@ -557,6 +566,25 @@ impl<'a> Engine<'a> {
             }
             self.error = ErrorSlot { object: Arc::new(object), tetraplet, armed: false };
         }
-        ExecError::Catchable(error)
+        ExecError::from(error)
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "Frame {} Step {} ExecError {} Item {} Val {} Resolved {} ParCtx {} StreamValue {} Binding? {}",
+            std::mem::size_of::<super::Frame<'static>>(),
+            std::mem::size_of::<super::Step>(),
+            std::mem::size_of::<super::ExecError>(),
+            std::mem::size_of::<super::env::Item>(),
+            std::mem::size_of::<super::val::Val>(),
+            std::mem::size_of::<super::resolve::Resolved>(),
+            std::mem::size_of::<crate::trace::ParCtx>(),
+            std::mem::size_of::<super::env::StreamValue>(),
+            std::mem::size_of::<Option<super::env::Item>>(),
+        );
     }
 }

@@ -117,8 +117,14 @@ impl<'a> Texts<'a> {
                 return;
             }
         }
-        // writing JSON into a Vec cannot fail
-        let _ = serde_json::to_writer(out, self.json_ref(v));
+        match self.json_ref(v) {
+            JValue::String(s) => json::write_str(out, s),
+            JValue::Number(n) if n.is_i64() => json::write_int(out, n.as_i64().unwrap_or_default()),
+            // writing JSON into a Vec cannot fail
+            other => {
+                let _ = serde_json::to_writer(out, other);
+            }
+        }
     }
 
     /// The string a lazy value holds when its text is a compact JSON string (no escapes): the

@@ -125,13 +125,12 @@ impl<'a> Ast<'a> {
     }
 }
 
-/// One instruction with its source span.
+/// One instruction. (Spans are for parse errors only: a node does not keep one, the arena of a
+/// big script stays small.)
 #[derive(Debug, Clone)]
 pub struct Node<'a> {
     /// What the instruction is.
     pub instr: Instr<'a>,
-    /// Where it is in the script (from its `(` to its `)`).
-    pub span: Span,
 }
 
 /// An AIR instruction.

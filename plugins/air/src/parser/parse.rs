@@ -47,12 +47,11 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
     }
     // every instruction starts with a `(` (a call has two): the arenas are sized once
     let parens = count_byte(script.as_bytes(), b'(');
-    let mut lexer = Lexer::new(script);
-    let tok = lexer.next_token();
     let mut p = Parser {
         script,
-        lexer,
-        tok,
+        lexer: Lexer::new(script),
+        pos: skip(script.as_bytes(), 0),
+        peeked: None,
         last: Span::new(0, 0),
         nodes: Vec::with_capacity(parens),
         calls: Vec::with_capacity(parens / 3 + 1),
@@ -81,18 +80,16 @@ enum Frame<'a> {
     Bin { kind: u8, start: usize, left: Option<NodeId> },
     Match(Box<MatchFrame<'a>>),
     Fold(Box<FoldFrame<'a>>),
-    New { start: usize, name: Name<'a> },
+    New { name: Name<'a> },
 }
 
 struct MatchFrame<'a> {
-    start: usize,
     negate: bool,
     left: Value<'a>,
     right: Value<'a>,
 }
 
 struct FoldFrame<'a> {
-    start: usize,
     iterable: Iterable<'a>,
     iterator: Name<'a>,
     body: Option<NodeId>,
@@ -101,8 +98,11 @@ struct FoldFrame<'a> {
 struct Parser<'a> {
     script: &'a str,
     lexer: Lexer<'a>,
-    /// The next token (not taken yet).
-    tok: Token,
+    /// Where the next token starts: what was taken and the whitespace and comments after it
+    /// end here.
+    pos: usize,
+    /// The next token, once the token path looked at it (the fast paths read bytes at `pos`).
+    peeked: Option<Token>,
     /// Span of the last token taken.
     last: Span,
     nodes: Vec<Node<'a>>,
@@ -194,30 +194,59 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The next token, without taking it.
+    #[inline(always)]
+    fn tok(&mut self) -> Token {
+        if let Some(t) = self.peeked {
+            return t;
+        }
+        self.lexer.seek(self.pos);
+        let t = self.lexer.next_token();
+        self.peeked = Some(t);
+        t
+    }
+
     /// Takes the next token.
     #[inline(always)]
     fn bump(&mut self) -> Token {
-        let t = self.tok;
+        let t = self.tok();
+        self.peeked = None;
+        self.pos = skip(self.script.as_bytes(), t.end as usize);
         self.last = t.span();
-        self.tok = self.lexer.next_token();
         t
+    }
+
+    /// Takes what a fast path read: the bytes up to `end`; `last` is the last token's span.
+    #[inline(always)]
+    fn taken(&mut self, end: usize, last: Span) {
+        self.peeked = None;
+        self.pos = skip(self.script.as_bytes(), end);
+        self.last = last;
+    }
+
+    /// The first byte of the next token (`None` at the end), without lexing it.
+    #[inline(always)]
+    fn next_byte(&self) -> Option<u8> {
+        self.script.as_bytes().get(self.pos).copied()
     }
 
     /// Takes the next token; the end of the script is an error.
     #[inline(always)]
     fn next(&mut self, expected: &'static str) -> PResult<Token> {
-        if self.tok.kind == Kind::End {
-            return Err(self.unexpected(expected, self.tok));
+        let t = self.tok();
+        if t.kind == Kind::End {
+            return Err(self.unexpected(expected, t));
         }
         Ok(self.bump())
     }
 
     #[inline(always)]
     fn expect(&mut self, kind: Kind, expected: &'static str) -> PResult<Span> {
-        if self.tok.kind == kind {
+        let t = self.tok();
+        if t.kind == kind {
             return Ok(self.bump().span());
         }
-        Err(self.unexpected(expected, self.tok))
+        Err(self.unexpected(expected, t))
     }
 
     #[inline(always)]
@@ -230,8 +259,8 @@ impl<'a> Parser<'a> {
     }
 
     #[inline(always)]
-    fn push(&mut self, instr: Instr<'a>, span: Span) -> NodeId {
-        self.nodes.push(Node { instr, span });
+    fn push(&mut self, instr: Instr<'a>) -> NodeId {
+        self.nodes.push(Node { instr });
         NodeId((self.nodes.len() - 1) as u32)
     }
 
@@ -244,8 +273,9 @@ impl<'a> Parser<'a> {
             }
             while let Some(node) = done.take() {
                 let Some(frame) = stack.last_mut() else {
-                    if self.tok.kind != Kind::End {
-                        return Err(self.unexpected("the end of the script", self.tok));
+                    let t = self.tok();
+                    if t.kind != Kind::End {
+                        return Err(self.unexpected("the end of the script", t));
                     }
                     return Ok(node);
                 };
@@ -253,7 +283,7 @@ impl<'a> Parser<'a> {
                     Frame::Bin { left: left @ None, .. } => *left = Some(node),
                     Frame::Fold(f) if f.body.is_none() => {
                         f.body = Some(node);
-                        if self.tok.kind == Kind::RParen {
+                        if self.next_byte() == Some(b')') {
                             done = Some(self.close(&mut stack, None)?);
                         }
                     }
@@ -266,36 +296,41 @@ impl<'a> Parser<'a> {
     /// Closes the top frame with its last child and returns the new node.
     #[inline(always)]
     fn close(&mut self, stack: &mut Vec<Frame<'a>>, last: Option<NodeId>) -> PResult<NodeId> {
-        let end = self.expect(Kind::RParen, "')'")?.end as usize;
+        let p = self.pos;
+        let end = if self.script.as_bytes().get(p) == Some(&b')') {
+            self.taken(p + 1, Span::new(p, p + 1));
+            p + 1
+        } else {
+            self.expect(Kind::RParen, "')'")?.end as usize
+        };
         let frame = stack.pop().expect("close is called with an open frame");
         self.v.close(stack.len(), end);
-        let (instr, start) = match frame {
-            Frame::Bin { kind, start, left } => {
+        let instr = match frame {
+            Frame::Bin { kind, left, .. } => {
                 let (l, r) = (left.expect("left child set"), last.expect("right child given"));
-                let instr = match kind {
+                match kind {
                     0 => Instr::Seq(l, r),
                     1 => Instr::Par(l, r),
                     _ => Instr::Xor(l, r),
-                };
-                (instr, start)
+                }
             }
             Frame::Match(m) => {
-                let MatchFrame { start, negate, left, right } = *m;
-                (Instr::Match(Box::new(Match { left, right, body: last.expect("body given"), negate })), start)
+                let MatchFrame { negate, left, right } = *m;
+                Instr::Match(Box::new(Match { left, right, body: last.expect("body given"), negate }))
             }
-            Frame::New { start, name } => (Instr::New(Box::new(New { name, body: last.expect("body given") })), start),
+            Frame::New { name } => Instr::New(Box::new(New { name, body: last.expect("body given") })),
             Frame::Fold(f) => {
-                let FoldFrame { start, iterable, iterator, body } = *f;
-                (Instr::Fold(Box::new(Fold { iterable, iterator, body: body.expect("body set"), last })), start)
+                let FoldFrame { iterable, iterator, body } = *f;
+                Instr::Fold(Box::new(Fold { iterable, iterator, body: body.expect("body set"), last }))
             }
         };
-        Ok(self.push(instr, Span::new(start, end)))
+        Ok(self.push(instr))
     }
 
     /// Reads `(keyword …`: pushes a frame for a composite instruction, or parses a whole leaf.
     #[inline(always)]
     fn open_instruction(&mut self, stack: &mut Vec<Frame<'a>>) -> PResult<Option<NodeId>> {
-        if self.tok.kind == Kind::LParen
+        if self.next_byte() == Some(b'(')
             && let Some(done) = self.open_fast(stack)
         {
             return Ok(done);
@@ -316,7 +351,7 @@ impl<'a> Parser<'a> {
                     self.check_not_stream(v, "a stream in match")?;
                 }
                 self.v.open_match(&left, &right, start, stack.len());
-                Frame::Match(Box::new(MatchFrame { start, negate: kw == "mismatch", left, right }))
+                Frame::Match(Box::new(MatchFrame { negate: kw == "mismatch", left, right }))
             }
             "fold" => {
                 let (iterable, span) = self.value_spanned()?;
@@ -335,7 +370,7 @@ impl<'a> Parser<'a> {
                 };
                 let iterator = self.scalar_name("a fold iterator")?;
                 self.v.open_fold(&iterable, iterator, start, stack.len());
-                Frame::Fold(Box::new(FoldFrame { start, iterable, iterator, body: None }))
+                Frame::Fold(Box::new(FoldFrame { iterable, iterator, body: None }))
             }
             "new" => {
                 let t = self.word("a variable")?;
@@ -353,7 +388,7 @@ impl<'a> Parser<'a> {
                     }
                 };
                 self.v.open_new(name, start, stack.len());
-                Frame::New { start, name }
+                Frame::New { name }
             }
             _ => {
                 let instr = self.leaf(kw, kw_token.span())?;
@@ -362,7 +397,7 @@ impl<'a> Parser<'a> {
                     Instr::Next(ref it) => self.check_next(**it, span, stack),
                     ref leaf => self.v.leaf(leaf, span),
                 }
-                return Ok(Some(self.push(instr, span)));
+                return Ok(Some(self.push(instr)));
             }
         };
         stack.push(frame);
@@ -376,7 +411,7 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn open_fast(&mut self, stack: &mut Vec<Frame<'a>>) -> Option<Option<NodeId>> {
         let b = self.script.as_bytes();
-        let start = self.tok.start as usize;
+        let start = self.pos;
         let kw_start = start + 1;
         let mut kw_end = kw_start;
         while b.get(kw_end).is_some_and(u8::is_ascii_lowercase) {
@@ -398,24 +433,20 @@ impl<'a> Parser<'a> {
                     return None;
                 }
                 let instr = if kw_end - kw_start == 4 { Instr::Null } else { Instr::Never };
-                return Some(Some(self.end_fast(instr, start, p)));
+                return Some(Some(self.end_fast(instr, p)));
             }
             _ => return None,
         };
-        self.last = Span::new(kw_start, kw_end);
-        self.lexer.seek(kw_end);
-        self.tok = self.lexer.next_token();
+        self.taken(kw_end, Span::new(kw_start, kw_end));
         stack.push(Frame::Bin { kind, start, left: None });
         Some(None)
     }
 
-    /// A leaf read by a fast path, from `start` to its `)` at `close`.
+    /// A leaf read by a fast path, up to its `)` at `close`.
     #[inline(always)]
-    fn end_fast(&mut self, instr: Instr<'a>, start: usize, close: usize) -> NodeId {
-        self.last = Span::new(close, close + 1);
-        self.lexer.seek(close + 1);
-        self.tok = self.lexer.next_token();
-        self.push(instr, Span::new(start, close + 1))
+    fn end_fast(&mut self, instr: Instr<'a>, close: usize) -> NodeId {
+        self.taken(close + 1, Span::new(close, close + 1));
+        self.push(instr)
     }
 
     /// `(call PEER (SERVICE FUNCTION) [ARGS…] OUTPUT?)` whose parts are string literals, plain
@@ -485,7 +516,7 @@ impl<'a> Parser<'a> {
         let call = Call { peer, service, function, args, output };
         self.v.call(&call, &self.args[first..], Span::new(start, p + 1));
         self.calls.push(call);
-        Some(self.end_fast(Instr::Call((self.calls.len() - 1) as u32), start, p))
+        Some(self.end_fast(Instr::Call((self.calls.len() - 1) as u32), p))
     }
 
     /// `(ap ARG DEST)` whose argument is a literal, a plain name or `[]` and whose destination is
@@ -509,7 +540,7 @@ impl<'a> Parser<'a> {
         let ap = Ap { arg, dest: dest.0 };
         self.v.ap(&ap, Span::new(start, p + 1));
         self.aps.push(ap);
-        Some(self.end_fast(Instr::Ap((self.aps.len() - 1) as u32), start, p))
+        Some(self.end_fast(Instr::Ap((self.aps.len() - 1) as u32), p))
     }
 
     /// A value at `p` read as bytes: a string literal, `[]`, an integer of at most 18 digits,
@@ -581,7 +612,7 @@ impl<'a> Parser<'a> {
         self.expect(Kind::RParen, "')' after the function name")?;
         self.expect(Kind::LBracket, "'[' of the arguments")?;
         let first = self.args.len();
-        while self.tok.kind != Kind::RBracket {
+        while self.tok().kind != Kind::RBracket {
             let (v, span) = self.value_spanned()?;
             if matches!(v, Value::Stream(_) | Value::StreamMap(_)) {
                 return Err(self.err(
@@ -592,7 +623,7 @@ impl<'a> Parser<'a> {
             self.args.push(v);
         }
         self.bump();
-        let output = if self.tok.kind == Kind::Word {
+        let output = if self.tok().kind == Kind::Word {
             let t = self.bump();
             match self.word_value(t)? {
                 Value::Scalar { name, lambda: None } => CallOutput::Scalar(name),
@@ -612,17 +643,17 @@ impl<'a> Parser<'a> {
         let span = self.end_leaf(start)?;
         self.v.call(&call, &self.args[first..], span);
         self.calls.push(call);
-        Ok(self.push(Instr::Call((self.calls.len() - 1) as u32), span))
+        Ok(self.push(Instr::Call((self.calls.len() - 1) as u32)))
     }
 
     /// `(ap ARG DEST)` or `(ap (KEY VALUE) %map)` after the keyword.
     #[inline(always)]
     fn ap(&mut self, start: usize) -> PResult<NodeId> {
-        if self.tok.kind == Kind::LParen {
+        if self.tok().kind == Kind::LParen {
             let instr = self.ap_map()?;
             let span = self.end_leaf(start)?;
             self.v.leaf(&instr, span);
-            return Ok(self.push(instr, span));
+            return Ok(self.push(instr));
         }
         let (arg, span) = self.value_spanned()?;
         self.check_ap_arg(&arg, span)?;
@@ -641,7 +672,7 @@ impl<'a> Parser<'a> {
         let span = self.end_leaf(start)?;
         self.v.ap(&ap, span);
         self.aps.push(ap);
-        Ok(self.push(Instr::Ap((self.aps.len() - 1) as u32), span))
+        Ok(self.push(Instr::Ap((self.aps.len() - 1) as u32)))
     }
 
     fn ap_map(&mut self) -> PResult<Instr<'a>> {

@@ -1,8 +1,10 @@
 //! The plugin's own network tests: what the shared suites do not reach (websocket, size limits
-//! set in the config, ping, client mode, queue limits, a sink that calls back into the plugin).
+//! set in the config, ping, client mode, queue limits, a sink that calls back into the plugin, a
+//! raw peer writing the particle protocol by hand).
 
 mod dht;
 mod limits;
+mod raw;
 mod transport;
 
 use std::sync::atomic::{AtomicU64, Ordering};
