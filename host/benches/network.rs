@@ -19,7 +19,7 @@
 //!   come back. Each costs the node a signature check, two interpreter runs (the second signs the
 //!   node's result), one builtin call and a send. Also the node's CPU time per particle.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,7 +137,8 @@ impl EventSink for Counter {
 }
 
 fn throughput(relay_addr: &str, relay: &str, n: usize, window: usize, node: &NodeProcess) {
-    let plugin = weft_abi::Plugin::load(&deps_dir().join(weft_abi::library_file_name("libp2p"))).expect("libp2p plugin");
+    let plugin =
+        weft_abi::Plugin::load(&deps_dir().join(weft_abi::library_file_name("libp2p"))).expect("libp2p plugin");
     let me = Identity::generate().unwrap();
     let messages = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicU64::new(0));
@@ -157,9 +158,8 @@ fn throughput(relay_addr: &str, relay: &str, n: usize, window: usize, node: &Nod
 
     let cpu0 = node.cpu_seconds();
     let start = Instant::now();
-    let mut sent = 0usize;
     let deadline = start + Duration::from_secs(120);
-    for p in particles {
+    for (sent, p) in particles.into_iter().enumerate() {
         loop {
             let back = messages.load(Ordering::Relaxed) as usize;
             if sent - back < window {
@@ -177,7 +177,6 @@ fn throughput(relay_addr: &str, relay: &str, n: usize, window: usize, node: &Nod
                 p = Some(bytes);
             }
         }
-        sent += 1;
     }
     while (messages.load(Ordering::Relaxed) as usize) < n {
         assert!(Instant::now() < deadline, "stalled: {} of {n} came back", messages.load(Ordering::Relaxed));
@@ -247,5 +246,4 @@ fn main() {
 
     throughput(&node.addr, &relay, n, window, &node);
     node.stop();
-    let _ = Path::new(".");
 }

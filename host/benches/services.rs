@@ -51,8 +51,7 @@ impl Bench {
         let dir = tempfile::tempdir().unwrap();
         let options =
             Options { data_dir: Some(dir.path().to_path_buf()), config: None, plugin_dirs: vec![plugin_dir()] };
-        let host = Host::open(&options)
-            .expect("host opens");
+        let host = Host::open(&options).expect("host opens");
         let cache = Arc::new(weft_compiler::Cache::new(host.store.clone(), host.cache.compiler().clone()));
         let engine = cache.compiler().engine().clone();
         let services = Services::new(cache, dir.path(), "bench-peer", Capabilities::default()).unwrap();

@@ -31,7 +31,7 @@ use weft_abi::Kind;
 
 use crate::Setup;
 use crate::identity::Identity;
-use crate::node::core::{Call, CallError, CallFuture, Core, EventQueue, Handler, lock};
+use crate::node::core::{Call, CallError, CallFuture, Core, EventQueue, Handler, Parts, lock};
 use crate::node::{Limits, now_ms, p2p_of, spawn_workers};
 use crate::particle::Particle;
 
@@ -239,7 +239,8 @@ impl Client {
         let handler = Arc::new(ClientHandler { relay: relay_id.clone(), runs: Mutex::default() });
         let (ex, stop, workers) = spawn_workers(2, "weft-client");
         let dyn_handler: Arc<dyn Handler> = Arc::clone(&handler) as Arc<dyn Handler>;
-        let core = Core::start(identity, transport, None, air, limits, dyn_handler, Arc::clone(&ex), events);
+        let parts = Parts { identity, transport, dht: None, air, limits, handler: dyn_handler };
+        let core = Core::start(parts, Arc::clone(&ex), events);
         let client = Client { core, handler, relay: relay_id.clone(), stop: Some(stop), workers, ex: Some(ex) };
         let addr = relay.to_owned();
         smol::block_on(client.core.connect(&relay_id, std::slice::from_ref(&addr)))

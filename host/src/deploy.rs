@@ -52,7 +52,7 @@ pub enum Error {
         /// The peer.
         peer: String,
         /// What happened.
-        source: client::Error,
+        source: Box<client::Error>,
     },
 }
 
@@ -122,7 +122,8 @@ fn read_module(path: &Path) -> Result<Vec<u8>, Error> {
 /// # Errors
 /// The file, a module file, or a hash prefix (modules given by `hash` must be full ids here).
 pub fn plan_blueprint(file: &Path, alias: Option<String>, peers: Vec<String>) -> Result<Plan, Error> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::File(format!("{}: cannot read: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Error::File(format!("{}: cannot read: {e}", file.display())))?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let draft = Draft::parse(&text, dir, &file.display().to_string()).map_err(|e| Error::File(e.to_string()))?;
     let mut modules = Vec::new();
@@ -159,7 +160,8 @@ pub fn plan_blueprint(file: &Path, alias: Option<String>, peers: Vec<String>) ->
 /// # Errors
 /// The file or what it names.
 pub fn plan_file(file: &Path) -> Result<Vec<Plan>, Error> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::File(format!("{}: cannot read: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Error::File(format!("{}: cannot read: {e}", file.display())))?;
     let repr: FileRepr = toml::from_str(&text)
         .map_err(|e| Error::File(format!("{}: {}", file.display(), e.to_string().trim().replace('\n', " "))))?;
     let dir = file.parent().unwrap_or(Path::new("."));
@@ -233,10 +235,8 @@ pub fn deploy_one(client: &Client, plan: &Plan, peer: &str, ttl: Duration) -> Re
     let mut data = Map::new();
     data.insert("modules".into(), Value::Array(modules));
     data.insert("blueprint".into(), blueprint);
-    let run = client.run(&script(client.relay(), peer, plan.alias.as_deref()), data, ttl).map_err(|source| Error::Run {
-        blueprint: plan.blueprint.name.clone(),
-        peer: peer.to_owned(),
-        source,
+    let run = client.run(&script(client.relay(), peer, plan.alias.as_deref()), data, ttl).map_err(|source| {
+        Error::Run { blueprint: plan.blueprint.name.clone(), peer: peer.to_owned(), source: Box::new(source) }
     })?;
     let ids = run.value.as_array().cloned().unwrap_or_default();
     let text = |i: usize| ids.get(i).and_then(Value::as_str).unwrap_or_default().to_owned();

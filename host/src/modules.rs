@@ -35,7 +35,12 @@ pub fn store(store: &Store, bytes: &[u8], info: &ModuleInfo, name: &str) -> Resu
     let hash = store.put_blob(bytes)?;
     debug_assert_eq!(hash, info.hash);
     if !existed {
-        store.put_module(&ModuleRecord { hash, name: name.to_owned(), size: bytes.len() as u64, added_ms: now_ms() })?;
+        store.put_module(&ModuleRecord {
+            hash,
+            name: name.to_owned(),
+            size: bytes.len() as u64,
+            added_ms: now_ms(),
+        })?;
     }
     Ok((hash, existed))
 }

@@ -82,7 +82,6 @@ pub fn human_size(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

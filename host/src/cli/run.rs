@@ -81,7 +81,8 @@ pub fn run(options: &Options, args: Args) -> Result<()> {
     let (tx, rx) = smol::channel::bounded::<Event>(1024);
     let printer = std::thread::spawn(move || {
         while let Ok(Event::Printed(values)) = rx.recv_blocking() {
-            let line: Vec<String> = values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect();
+            let line: Vec<String> =
+                values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect();
             eprintln!("{}", line.join(" "));
         }
     });

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use weft_abi::dht::Dht as _;
 use serde_json::{Value, json};
 use sha2::Digest as _;
+use weft_abi::dht::Dht as _;
 use weft_abi::peer_id::{base58_decode, base58_encode};
 use weft_compiler::interface::{Function, Interface};
 use weft_storage::Hash;
@@ -230,11 +230,8 @@ pub(crate) fn op(call: &Call) -> R {
         }
         "bytes_to_b58" => {
             a.count(1, 1)?;
-            let bytes: Option<Vec<u8>> = a
-                .array(0, "bytes")?
-                .iter()
-                .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
-                .collect();
+            let bytes: Option<Vec<u8>> =
+                a.array(0, "bytes")?.iter().map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok())).collect();
             let bytes = bytes.ok_or_else(|| CallError::new("op.bytes_to_b58: bytes must be numbers 0..=255"))?;
             Ok(Value::String(base58_encode(&bytes)))
         }
@@ -405,8 +402,8 @@ fn dist(services: &Services, call: &Call) -> R {
             let Some(bytes) = store.get_blob(&hash)? else {
                 return fail(format!("dist.get_module_interface: no module {hash} on this peer"));
             };
-            let info = crate::modules::check(&bytes)
-                .map_err(|e| CallError::new(format!("dist.get_module_interface: {e}")))?;
+            let info =
+                crate::modules::check(&bytes).map_err(|e| CallError::new(format!("dist.get_module_interface: {e}")))?;
             Ok(interface_json(&info.interface))
         }
         _ => unknown(
@@ -466,8 +463,7 @@ pub fn blueprint_from_json(v: &Value) -> Result<Blueprint, String> {
             }
             _ => return Err(format!("modules[{i}].config must be an object")),
         }
-        let config: ModuleConfig =
-            serde_json::from_value(config).map_err(|e| format!("modules[{i}].config: {e}"))?;
+        let config: ModuleConfig = serde_json::from_value(config).map_err(|e| format!("modules[{i}].config: {e}"))?;
         modules.push(ModuleSpec { name: name.to_owned(), module: hash, config });
     }
     Ok(Blueprint { name, modules })
@@ -564,13 +560,16 @@ mod tests {
         let h = Hash::of(b"m").to_string();
         let b = blueprint_from_json(&json!({"name": "x", "modules": [{"name": "m", "hash": h}]})).unwrap();
         assert_eq!(b.modules[0].config, ModuleConfig::default());
-        let b = blueprint_from_json(&json!({"name": "x", "modules": [{"name": "m", "hash": h, "config": {"time_limit_ms": 5}}]}))
-            .unwrap();
+        let b = blueprint_from_json(
+            &json!({"name": "x", "modules": [{"name": "m", "hash": h, "config": {"time_limit_ms": 5}}]}),
+        )
+        .unwrap();
         assert_eq!(b.modules[0].config.time_limit_ms, 5);
         let back = blueprint_from_json(&blueprint_json(&Hash::of(b"id"), &b)).unwrap();
         assert_eq!(back, b);
-        let e = blueprint_from_json(&json!({"name": "x", "modules": [{"name": "m", "hash": h, "config": {"time": 5}}]}))
-            .unwrap_err();
+        let e =
+            blueprint_from_json(&json!({"name": "x", "modules": [{"name": "m", "hash": h, "config": {"time": 5}}]}))
+                .unwrap_err();
         assert!(e.starts_with("modules[0].config: unknown key \"time\""), "{e}");
         let e = blueprint_from_json(&json!({"name": "x", "modules": [{"name": "m", "hash": "zz"}]})).unwrap_err();
         assert_eq!(e, "modules[0].hash \"zz\" is not a 64-hex-digit id");

@@ -25,9 +25,9 @@ use smol::Timer;
 use smol::channel::{Receiver, Sender, TrySendError};
 use smol::future::FutureExt as _;
 use smol::lock::Semaphore;
-use weft_abi::transport::{Event, EventKind, EventSink};
 use weft_abi::air::Interpreter as _;
 use weft_abi::dht::Dht as _;
+use weft_abi::transport::{Event, EventKind, EventSink};
 use weft_abi::{ErrorCode, air, dht, transport};
 
 use super::Limits;
@@ -229,6 +229,24 @@ enum Msg {
     Result(air::CallResult),
 }
 
+/// What one interpreter run left to do.
+struct Step {
+    /// The new data.
+    data: Vec<u8>,
+    /// Calls running as tasks.
+    spawned: usize,
+    /// Answers that were ready at once, for the next run.
+    ready: Vec<air::CallResult>,
+}
+
+fn call_result(id: u32, result: Result<Value, CallError>) -> air::CallResult {
+    let (ret_code, result) = match result {
+        Ok(v) => (0, v.to_string()),
+        Err(e) => (e.ret_code, Value::String(e.message).to_string()),
+    };
+    air::CallResult { id, ret_code, result }
+}
+
 /// What identifies a particle's signed part: a message whose header equals one already verified
 /// needs no second signature check.
 #[derive(Clone, PartialEq, Eq)]
@@ -356,6 +374,16 @@ impl EventQueue {
     }
 }
 
+/// What a particle loop is made of.
+pub(crate) struct Parts {
+    pub identity: Identity,
+    pub transport: transport::Loaded,
+    pub dht: Option<dht::Loaded>,
+    pub air: air::Loaded,
+    pub limits: Limits,
+    pub handler: Arc<dyn Handler>,
+}
+
 /// The particle loop of one peer.
 pub struct Core {
     identity: Identity,
@@ -406,16 +434,8 @@ pub fn p2p_of(addr: &str) -> Option<&str> {
 
 impl Core {
     /// Starts the loop: spawns the dispatcher on `ex`.
-    pub(crate) fn start(
-        identity: Identity,
-        transport: transport::Loaded,
-        dht: Option<dht::Loaded>,
-        air: air::Loaded,
-        limits: Limits,
-        handler: Arc<dyn Handler>,
-        ex: Arc<smol::Executor<'static>>,
-        events: EventQueue,
-    ) -> Arc<Self> {
+    pub(crate) fn start(parts: Parts, ex: Arc<smol::Executor<'static>>, events: EventQueue) -> Arc<Self> {
+        let Parts { identity, transport, dht, air, limits, handler } = parts;
         let calls = Semaphore::new(limits.max_concurrent_calls.max(1));
         let core = Arc::new(Core {
             secret: identity.secret().to_vec(),
@@ -712,15 +732,16 @@ impl Core {
         Self::remove_live(&mut lock(&self.actors), id, init_peer_id);
     }
 
-    /// An idle actor stops and leaves its data dormant; `Err(msg)` when a message raced in (the
-    /// actor goes on with it).
-    fn go_dormant(&self, shell: &mut Particle, prev: &mut Vec<u8>, rx: &Receiver<Msg>) -> Result<(), Msg> {
+    /// An idle actor stops and leaves its data dormant (`None`), unless a message raced in:
+    /// `Some(msg)`, and the actor goes on with it.
+    fn go_dormant(&self, shell: &mut Particle, prev: &mut Vec<u8>, rx: &Receiver<Msg>) -> Option<Msg> {
         let mut actors = lock(&self.actors);
         // route() sends while holding this lock: nothing can arrive after this check
         if let Ok(msg) = rx.try_recv() {
-            return Err(msg);
+            return Some(msg);
         }
-        let Some(entry) = Self::remove_live(&mut actors, &shell.id, &shell.init_peer_id) else { return Ok(()) };
+        // no entry (cannot happen): the actor stops all the same
+        let entry = Self::remove_live(&mut actors, &shell.id, &shell.init_peer_id)?;
         let dormant = Dormant {
             header: entry.header,
             shell: Particle { data: Vec::new(), ..std::mem::replace(shell, empty_particle()) },
@@ -735,10 +756,17 @@ impl Core {
         if evicted > 0 {
             self.counters.dormant_evicted.fetch_add(evicted as u64, Ordering::Relaxed);
         }
-        Ok(())
+        None
     }
 
-    async fn actor(self: Arc<Self>, mut shell: Particle, prev: Vec<u8>, first: Vec<u8>, tx: Sender<Msg>, rx: Receiver<Msg>) {
+    async fn actor(
+        self: Arc<Self>,
+        mut shell: Particle,
+        prev: Vec<u8>,
+        first: Vec<u8>,
+        tx: Sender<Msg>,
+        rx: Receiver<Msg>,
+    ) {
         let info = Arc::new(ParticleInfo {
             id: shell.id.clone(),
             init_peer_id: shell.init_peer_id.clone(),
@@ -758,9 +786,10 @@ impl Core {
                 let data = incoming.pop_front().unwrap_or_default();
                 let batch = std::mem::take(&mut results);
                 match self.step(&info, &mut shell, std::mem::take(&mut prev), data, batch, &tx, deadline).await {
-                    Some((data, calls)) => {
-                        prev = data;
-                        pending += calls;
+                    Some(step) => {
+                        prev = step.data;
+                        pending += step.spawned;
+                        results.extend(step.ready);
                     }
                     None => {
                         self.remove_actor(&info.id, &info.init_peer_id);
@@ -792,12 +821,12 @@ impl Core {
                 }
                 None if Instant::now() >= deadline => break,
                 None => match self.go_dormant(&mut shell, &mut prev, &rx) {
-                    Ok(()) => {
+                    None => {
                         tracing::debug!(particle = %info.id, "idle; its data stays dormant until the deadline");
                         return;
                     }
-                    Err(Msg::Particle(p)) => incoming.push_back(p.data),
-                    Err(Msg::Result(r)) => {
+                    Some(Msg::Particle(p)) => incoming.push_back(p.data),
+                    Some(Msg::Result(r)) => {
                         pending = pending.saturating_sub(1);
                         results.push(r);
                     }
@@ -808,8 +837,8 @@ impl Core {
         self.remove_actor(&info.id, &info.init_peer_id);
     }
 
-    /// One interpreter run and what follows from it. Returns the new data and the number of
-    /// calls started, `None` when the interpreter itself failed (the particle cannot go on here).
+    /// One interpreter run and what follows from it. `None` when the interpreter itself failed
+    /// (the particle cannot go on here).
     #[allow(clippy::too_many_arguments)]
     async fn step(
         self: &Arc<Self>,
@@ -820,7 +849,7 @@ impl Core {
         call_results: Vec<air::CallResult>,
         tx: &Sender<Msg>,
         deadline: Instant,
-    ) -> Option<(Vec<u8>, usize)> {
+    ) -> Option<Step> {
         let request = air::Request {
             script: shell.script.clone(),
             prev_data: prev,
@@ -860,47 +889,71 @@ impl Core {
         self.handler.outcome(info, outcome.ret_code, &outcome.error_message);
         let me = self.peer_id();
         let peers: Vec<String> = outcome.next_peers.into_iter().filter(|p| p.as_str() != me).collect();
-        if !peers.is_empty() {
+        let data = if peers.is_empty() {
+            outcome.data
+        } else {
             shell.data = outcome.data;
             let bytes = shell.encode();
             let data = std::mem::take(&mut shell.data);
             for peer in peers {
-                let core = Arc::clone(self);
-                let bytes = bytes.clone();
-                let id = info.id.clone();
-                self.spawn(async move { core.send_particle(&id, &peer, bytes).await });
+                self.send_or_spawn(&info.id, peer, bytes.clone());
             }
-            let calls = outcome.call_requests.len();
-            self.spawn_calls(info, outcome.call_requests, tx, deadline);
-            return Some((data, calls));
-        }
-        let calls = outcome.call_requests.len();
-        self.spawn_calls(info, outcome.call_requests, tx, deadline);
-        Some((outcome.data, calls))
+            data
+        };
+        let (spawned, ready) = self.start_calls(info, outcome.call_requests, tx, deadline);
+        Some(Step { data, spawned, ready })
     }
 
-    fn spawn_calls(
+    /// Sends to a connected peer right away (a queue push); anything else (a lookup, a dial)
+    /// goes to a task.
+    fn send_or_spawn(self: &Arc<Self>, id: &str, peer: String, bytes: Vec<u8>) {
+        if bytes.len() <= self.limits.max_particle_size && self.is_connected(&peer) {
+            match self.transport.send(&peer, bytes) {
+                Ok(()) => self.count(&self.counters.sent),
+                Err(e) => {
+                    self.count(&self.counters.send_failed);
+                    tracing::warn!(particle = %id, "cannot send to {peer}: {e}");
+                }
+            }
+            return;
+        }
+        let core = Arc::clone(self);
+        let id = id.to_owned();
+        self.spawn(async move { core.send_particle(&id, &peer, bytes).await });
+    }
+
+    /// Starts the calls. A call whose answer is ready at once (most builtins) is answered here,
+    /// without a task: its result is in `ready`. The others run as tasks that send their result
+    /// to the actor; `spawned` counts them.
+    fn start_calls(
         self: &Arc<Self>,
         info: &Arc<ParticleInfo>,
         requests: Vec<air::CallRequest>,
         tx: &Sender<Msg>,
         deadline: Instant,
-    ) {
+    ) -> (usize, Vec<air::CallResult>) {
+        let mut ready = Vec::new();
+        let mut spawned = 0;
         for request in requests {
+            let id = request.id;
+            let core = Arc::clone(self);
+            let info = Arc::clone(info);
+            let mut call = Box::pin(async move { core.answer(info, request, deadline).await });
+            if let Some(result) = smol::future::block_on(smol::future::poll_once(&mut call)) {
+                self.count(&self.counters.calls);
+                ready.push(call_result(id, result));
+                continue;
+            }
+            spawned += 1;
             let core = Arc::clone(self);
             let tx = tx.clone();
-            let info = Arc::clone(info);
             self.spawn(async move {
-                let id = request.id;
-                let result = core.answer(info, request, deadline).await;
+                let result = call.await;
                 core.count(&core.counters.calls);
-                let (ret_code, result) = match result {
-                    Ok(v) => (0, v.to_string()),
-                    Err(e) => (e.ret_code, Value::String(e.message).to_string()),
-                };
-                let _ = tx.send(Msg::Result(air::CallResult { id, ret_code, result })).await;
+                let _ = tx.send(Msg::Result(call_result(id, result))).await;
             });
         }
+        (spawned, ready)
     }
 
     async fn answer(

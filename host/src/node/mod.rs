@@ -59,7 +59,9 @@ pub enum Error {
     #[error(transparent)]
     Effectors(#[from] crate::effectors::Error),
     /// A listen address was refused.
-    #[error("cannot listen on {address}: {source}; check the address (e.g. /ip4/0.0.0.0/tcp/7770) and that the port is free")]
+    #[error(
+        "cannot listen on {address}: {source}; check the address (e.g. /ip4/0.0.0.0/tcp/7770) and that the port is free"
+    )]
     Listen {
         /// The address.
         address: String,
@@ -70,7 +72,9 @@ pub enum Error {
     #[error("bootstrap address {0:?} must end in /p2p/<peer id>")]
     Bootstrap(String),
     /// The transport's id differs from the identity's.
-    #[error("transport plugin {plugin} reports peer id {reported}, but the identity's is {expected}; the plugin is broken")]
+    #[error(
+        "transport plugin {plugin} reports peer id {reported}, but the identity's is {expected}; the plugin is broken"
+    )]
     PeerId {
         /// The plugin.
         plugin: String,
@@ -140,7 +144,12 @@ impl Node {
     ///
     /// # Errors
     /// See [`Error`].
-    pub fn start_with(host: Host, config: Config, identity: Identity, capabilities: Capabilities) -> Result<Self, Error> {
+    pub fn start_with(
+        host: Host,
+        config: Config,
+        identity: Identity,
+        capabilities: Capabilities,
+    ) -> Result<Self, Error> {
         let setup = &host.setup;
         let transport_plugin = setup.select(Kind::TRANSPORT)?;
         let air_plugin = setup.select(Kind::AIR)?;
@@ -185,7 +194,8 @@ impl Node {
             version: env!("CARGO_PKG_VERSION"),
         });
         let (ex, stop, workers) = spawn_workers(config.workers.unwrap_or_else(default_workers), "weft-node");
-        let core = Core::start(identity, transport, dht, air, config.limits.clone(), handler, Arc::clone(&ex), events);
+        let parts = core::Parts { identity, transport, dht, air, limits: config.limits.clone(), handler };
+        let core = Core::start(parts, Arc::clone(&ex), events);
         let node = Node { core, services, host, stop: Some(stop), workers, ex: Some(ex) };
 
         for address in &config.listen {

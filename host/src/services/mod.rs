@@ -106,11 +106,17 @@ pub enum Error {
 /// Shorthand.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Most services kept instantiated at once in one process; the least recently called idle one
+/// is dropped beyond it (and instantiated again on its next call).
+pub const MAX_LINKED: usize = 1000;
+
 /// A service known to this process, instantiated on first use.
 struct Live {
     record: ServiceRecord,
     blueprint: Blueprint,
     dir: PathBuf,
+    /// When it was last called (a tick of [`Services`]' clock), to unlink the least recently used.
+    used: AtomicU64,
     linked: Mutex<Option<Linked>>,
 }
 
@@ -123,6 +129,8 @@ pub struct Services {
     host_peer_id: String,
     loaded: Mutex<HashMap<Hash, Arc<Loaded>>>,
     live: Mutex<HashMap<String, Arc<Live>>>,
+    clock: AtomicU64,
+    max_linked: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Services {
@@ -168,6 +176,8 @@ impl Services {
             host_peer_id: host_peer_id.to_owned(),
             loaded: Mutex::default(),
             live: Mutex::default(),
+            clock: AtomicU64::new(0),
+            max_linked: std::sync::atomic::AtomicUsize::new(MAX_LINKED),
         })
     }
 
@@ -309,8 +319,9 @@ impl Services {
             self.store.set_alias(alias, &id)?;
         }
         self.store.flush()?;
-        let live = Live { record, blueprint, dir, linked: Mutex::new(Some(linked)) };
+        let live = Live { record, blueprint, dir, used: AtomicU64::new(self.tick()), linked: Mutex::new(Some(linked)) };
         guard(&self.live).insert(id.clone(), Arc::new(live));
+        self.linked_one_more(&id);
         Ok(id)
     }
 
@@ -336,7 +347,7 @@ impl Services {
         let record = self.store.service(&id)?.ok_or_else(|| Error::NoService(service.to_owned()))?;
         let (_, blueprint) = self.blueprint(&record.blueprint)?;
         let dir = self.dir.join(&id);
-        let live = Arc::new(Live { record, blueprint, dir, linked: Mutex::new(None) });
+        let live = Arc::new(Live { record, blueprint, dir, used: AtomicU64::new(0), linked: Mutex::new(None) });
         guard(&self.live).insert(id, Arc::clone(&live));
         Ok(live)
     }
@@ -429,6 +440,49 @@ impl Services {
         Ok(())
     }
 
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// How many services are instantiated now.
+    pub fn linked_count(&self) -> usize {
+        guard(&self.live).values().filter(|l| l.linked.try_lock().map_or(true, |g| g.is_some())).count()
+    }
+
+    /// Keeps at most `n` services instantiated (default [`MAX_LINKED`]).
+    pub fn set_max_linked(&self, n: usize) {
+        self.max_linked.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// After a service was instantiated: when more than the maximum services are, the least
+    /// recently called idle one is dropped (its instances and memories; its files stay). Each
+    /// instance's memory holds gigabytes of reserved address space, so a node with many
+    /// services cannot keep them all instantiated; a dropped one is instantiated again on its
+    /// next call, as after a failure.
+    fn linked_one_more(&self, just: &str) {
+        let live: Vec<Arc<Live>> = guard(&self.live).values().cloned().collect();
+        let mut linked: Vec<(u64, Arc<Live>)> = live
+            .into_iter()
+            .filter(|l| l.record.id != just)
+            .filter_map(|l| {
+                let is_linked = l.linked.try_lock().is_ok_and(|g| g.is_some());
+                is_linked.then(|| (l.used.load(Ordering::Relaxed), l))
+            })
+            .collect();
+        let max = self.max_linked.load(Ordering::Relaxed).max(1);
+        if linked.len() < max {
+            return;
+        }
+        linked.sort_by_key(|(used, _)| *used);
+        for (_, l) in linked.iter().take(linked.len() + 1 - max) {
+            // a service in a call right now is skipped (try_lock): it is not idle
+            if let Ok(mut g) = l.linked.try_lock() {
+                *g = None;
+                tracing::debug!(service = %l.record.id, "unlinked the least recently used service");
+            }
+        }
+    }
+
     /// Calls a facade function with JSON arguments (an array, or an object by parameter name) and
     /// returns its results as JSON. `params` says where the call comes from; its service id,
     /// function name, host peer and owner are filled in here.
@@ -439,8 +493,10 @@ impl Services {
     pub fn call(&self, service: &str, function: &str, args: &Value, params: CallParams) -> Result<Value> {
         let live = self.live(service)?;
         let mut linked = guard(&live.linked);
+        live.used.store(self.tick(), Ordering::Relaxed);
         if linked.is_none() {
             *linked = Some(self.link(&live.blueprint, &live.dir, &live.record.id)?);
+            self.linked_one_more(&live.record.id);
         }
         let Some(l) = linked.as_ref() else { unreachable!("linked above") };
         let loaded = l.facade_loaded();
@@ -481,8 +537,10 @@ impl Services {
     pub fn call_bytes(&self, service: &str, function: &str, args: &[u8], params: &Arc<CallParams>) -> Result<Vec<u8>> {
         let live = self.live(service)?;
         let mut linked = guard(&live.linked);
+        live.used.store(self.tick(), Ordering::Relaxed);
         if linked.is_none() {
             *linked = Some(self.link(&live.blueprint, &live.dir, &live.record.id)?);
+            self.linked_one_more(&live.record.id);
         }
         let Some(l) = linked.as_ref() else { unreachable!("linked above") };
         l.call_raw(function, args, params).inspect_err(|_| *linked = None).map_err(Error::Failed)

@@ -508,3 +508,20 @@ fn a_blueprint_pins_code_and_permissions() {
         "{e}"
     );
 }
+
+/// Beyond the node's maximum of instantiated services, the least recently called idle one is
+/// dropped (its files stay) and comes back on its next call.
+#[test]
+fn the_least_recently_used_service_is_unlinked_beyond_the_maximum() {
+    let node = Node::new();
+    node.services.set_max_linked(2);
+    let id = node.blueprint("notes", &[("notes", notes_config("."))]);
+    let services: Vec<String> = (0..3).map(|_| node.services.create(&id, "owner", None).unwrap()).collect();
+    assert_eq!(node.services.linked_count(), 2, "the first one was unlinked when the third came");
+    node.call(&services[1], "add", json!(["kept in a file"])).unwrap();
+    // the first is instantiated again (and another is dropped): its calls work as before
+    assert_eq!(node.call(&services[0], "list", json!([])).unwrap(), json!([]));
+    assert_eq!(node.services.linked_count(), 2);
+    assert_eq!(node.call(&services[1], "list", json!([])).unwrap(), json!(["kept in a file"]));
+    assert_eq!(node.services.linked_count(), 2);
+}

@@ -3,8 +3,9 @@
 //! Encoding ([`FORMAT_VERSION`] 3): one format byte, then a hand-written compact binary form
 //! (LEB128 integers, length-prefixed UTF-8 strings, see [`Data::encode`]). Strings that repeat
 //! (peer ids, service and function names) are stored once in a string table and tetraplets once
-//! in a tetraplet table; states refer to them by index. Decoding borrows result values from the
-//! input bytes (no copy) and shares one [`Arc`] per tetraplet. A service result records the
+//! in a tetraplet table; states refer to them by index. The values of all results are in one text
+//! section (one UTF-8 check); decoding borrows them from the input bytes (no copy) and shares one
+//! [`Arc`] per tetraplet. A service result records the
 //! arguments it was produced for as an [`ArgumentHash`]: their JSON text itself when it is at most
 //! 32 bytes (most calls: `[]`, a number, a short string), else its blake3 hash.
 //!
@@ -14,7 +15,8 @@
 //!
 //! Signatures: results a peer produced (service results, canon snapshots) are not signed one by
 //! one. Each result has a [`ServiceResult::digest`] / [`CanonResult::digest`] (blake3 over its
-//! content), and the data carries [`Attestation`]s: a peer's Ed25519 signature over the particle
+//! content, with the [`tetraplet_digest`] of its tetraplet, computed once per shared tetraplet),
+//! and the data carries [`Attestation`]s: a peer's Ed25519 signature over the particle
 //! id, its peer id and the list of digests of the results it produced. A peer signs once per run,
 //! at the end, over every result of its own in the new trace. A receiver verifies each attestation
 //! it does not already hold (one Ed25519 verification per peer and run, not per result) and checks
@@ -342,7 +344,9 @@ impl<'a> Reader<'a> {
         let n = self.u64()?;
         let at = self.text_pos;
         let text = usize::try_from(n).ok().and_then(|n| self.texts.get(at..at.checked_add(n)?));
-        let text = text.ok_or_else(|| malformed(format!("a value of {n} bytes at text byte {at} does not fit the text section")))?;
+        let text = text.ok_or_else(|| {
+            malformed(format!("a value of {n} bytes at text byte {at} does not fit the text section"))
+        })?;
         self.text_pos += text.len();
         Ok(text)
     }

@@ -223,7 +223,21 @@ mod tests {
 
     #[test]
     fn short_name_comparison() {
-        let names = ["", "a", "ab", "abc", "abcd", "abce", "abcdefgh", "abcdefgi", "abcdefghi", "bbcdefghi", "abcdefghijklmnop", "abcdefghijklmnoq", "abcdefghijklmnopq"];
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghi",
+            "bbcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "abcdefghijklmnopq",
+        ];
         for a in names {
             for b in names {
                 assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");

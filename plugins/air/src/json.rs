@@ -219,7 +219,9 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(&digits[i..]);
+    for d in &digits[i..] {
+        out.push(*d);
+    }
 }
 
 /// Bytes a string scan stops at: `"`, `\` and control characters.
@@ -312,20 +314,56 @@ mod tests {
     #[test]
     fn decides_the_common_forms() {
         for t in [
-            "1", "0", "-12", "\"a\"", "\"\"", "true", "false", "null", "[]", "{}", "[1,2,[3]]", r#"{"a":1,"b":[true]}"#,
-            r#"["x","y"]"#, "\"é ü\"",
+            "1",
+            "0",
+            "-12",
+            "\"a\"",
+            "\"\"",
+            "true",
+            "false",
+            "null",
+            "[]",
+            "{}",
+            "[1,2,[3]]",
+            r#"{"a":1,"b":[true]}"#,
+            r#"["x","y"]"#,
+            "\"é ü\"",
         ] {
             assert_eq!(check(t), Check::Valid { canonical: true }, "{t}");
             agrees(t);
         }
-        for t in [" 1", "1.5", "-0", "[1, 2]", r#"{"b":1,"a":2}"#, r#"{"a":1,"a":2}"#, r#""a\nb""#, r#""a\/b""#, "{ }"] {
+        for t in [" 1", "1.5", "-0", "[1, 2]", r#"{"b":1,"a":2}"#, r#"{"a":1,"a":2}"#, r#""a\nb""#, r#""a\/b""#, "{ }"]
+        {
             assert_eq!(check(t), Check::Valid { canonical: false }, "{t}");
             agrees(t);
         }
         for t in [
-            "", " ", "01", "1.", ".5", "-", "1e3", "1E-2", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{1:2}", "nul",
-            "truee", "[1 2]", "\"\\u0041\"", "\"a\x01\"", "\"abc", "[", "]", "1 2", "123456789012345678901",
-            "\"\\x\"", "{\"a\":1,}", "[]]",
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e3",
+            "1E-2",
+            "[1,]",
+            "[,1]",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{1:2}",
+            "nul",
+            "truee",
+            "[1 2]",
+            "\"\\u0041\"",
+            "\"a\x01\"",
+            "\"abc",
+            "[",
+            "]",
+            "1 2",
+            "123456789012345678901",
+            "\"\\x\"",
+            "{\"a\":1,}",
+            "[]]",
         ] {
             assert_eq!(check(t), Check::Unsure, "{t:?}");
         }
@@ -367,6 +405,31 @@ mod tests {
             // recognized as canonical
             if !text.contains(['.', 'e']) && !text.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() > 18) {
                 prop_assert!(check(&text) == Check::Valid { canonical: true } || text.contains('\\'), "{}", text);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
+
+        /// Near-JSON: serialized values with a few bytes inserted, deleted or replaced.
+        #[test]
+        fn never_calls_mutated_json_valid(
+            v in json_value(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::sample::select(&br#"{}[]",:0123456789.-+eE \n"tfnu/"#[..])), 1..4),
+        ) {
+            let mut text = serde_json::to_string(&v).unwrap().into_bytes();
+            for (at, op, byte) in edits {
+                let i = at.index(text.len() + 1);
+                match op {
+                    0 => text.insert(i, byte),
+                    1 if i < text.len() => { text.remove(i); }
+                    _ if i < text.len() => text[i] = byte,
+                    _ => {}
+                }
+            }
+            if let Ok(text) = String::from_utf8(text) {
+                agrees(&text);
             }
         }
     }

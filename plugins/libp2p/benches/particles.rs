@@ -10,7 +10,7 @@
 //! - latency: A sends one message of `--size` bytes, B's sink sends it straight back from inside
 //!   the sink, A's sink wakes the sending thread; `--round-trips` of them one after the other.
 //!   Median (and p90, p99) next to the median RTT of the `PING` events A's node reports for B (both
-//!   nodes ping every 10 ms): over 2 s while no message moves, and during the round trips.
+//!   nodes ping every 2 ms): over 1 s while no message moves, and during the round trips.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -176,7 +176,7 @@ fn throughput(messages: usize, size: usize) {
 }
 
 fn latency(round_trips: usize, size: usize) {
-    let (a, b) = pair("ping_interval_ms = 10", 20);
+    let (a, b) = pair("ping_interval_ms = 2", 20);
     assert!(b.feed.echo.set(Arc::downgrade(&b.t)).is_ok());
     let (tx, rx) = mpsc::channel();
     *a.feed.arrivals.lock().unwrap() = Some(tx);
@@ -187,7 +187,7 @@ fn latency(round_trips: usize, size: usize) {
         rx.recv_timeout(WAIT).expect("echo");
     }
     a.feed.pings.lock().unwrap().clear();
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     let mut idle_pings = std::mem::take(&mut *a.feed.pings.lock().unwrap());
     idle_pings.sort_unstable();
     let mut rtts = Vec::with_capacity(round_trips);

@@ -48,7 +48,8 @@ impl NodeProcess {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let NodeProcess { child, weft, .. } = self;
         let out = child.wait_with_output().unwrap();
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
         assert!(out.status.success(), "weft node exited with {} on SIGTERM: {stderr}", out.status);
         (stdout, stderr, weft)
     }
@@ -81,7 +82,8 @@ fn node_run_deploy_and_a_clean_shutdown() {
     assert!(out.starts_with("greeting  on ") && out.contains(" service "), "{out}");
     let call = write(
         &client.path("call.air"),
-        format!(r#"(seq (call "{relay}" ("hello" "greet") ["Ann"] g) (call %init_peer_id% ("return" "") [g]))"#).as_bytes(),
+        format!(r#"(seq (call "{relay}" ("hello" "greet") ["Ann"] g) (call %init_peer_id% ("return" "") [g]))"#)
+            .as_bytes(),
     );
     assert_eq!(client.ok(&["run", call.to_str().unwrap(), "--peer", peer]).trim(), "\"Hello, Ann!\"");
 

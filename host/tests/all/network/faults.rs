@@ -89,15 +89,20 @@ fn bad_particles_are_dropped_and_counted(t: Transport) {
 /// A node keeps at most `max_particles_per_peer` particles of one init peer in flight (each
 /// lives until its ttl), and `max_particles` in all.
 fn limits_on_particles_in_flight_are_enforced(t: Transport) {
-    let net = Net::start_with(t, 1, |_| vec![], |_, c| {
-        c.limits.max_particles_per_peer = 3;
-        c.limits.max_particles = 5;
-        // the stuck particles keep their actors for the whole test
-        c.limits.actor_idle_ms = 60_000;
-    });
+    let net = Net::start_with(
+        t,
+        1,
+        |_| vec![],
+        |_, c| {
+            c.limits.max_particles_per_peer = 3;
+            c.limits.max_particles = 5;
+            // the stuck particles keep their actors for the whole test
+            c.limits.actor_idle_ms = 60_000;
+        },
+    );
     let relay = net.id(0);
     // a script that never finishes on the node: it waits for a peer that never answers
-    let stuck = format!("(call {} (\"op\" \"noop\") [])", q(&Identity::generate().unwrap().peer_id().to_owned()));
+    let stuck = format!("(call {} (\"op\" \"noop\") [])", q(Identity::generate().unwrap().peer_id()));
     let send_from = |me: &Identity, client: &weft_host::client::Client, n: usize| {
         for _ in 0..n {
             let p = Particle::new(me, stuck.clone(), now_ms(), 20_000).unwrap();
@@ -118,11 +123,16 @@ fn limits_on_particles_in_flight_are_enforced(t: Transport) {
 /// A par join on the relay where one branch is slower than the relay's idle time: the relay's
 /// actor goes dormant after the fast branch and wakes, with its data, when the slow one returns.
 fn idle_particles_sleep_and_wake_with_their_data(t: Transport) {
-    let net = Net::start_with(t, 3, |_| vec![0], |i, c| {
-        if i == 0 {
-            c.limits.actor_idle_ms = 100;
-        }
-    });
+    let net = Net::start_with(
+        t,
+        3,
+        |_| vec![0],
+        |i, c| {
+            if i == 0 {
+                c.limits.actor_idle_ms = 100;
+            }
+        },
+    );
     let client = net.client(0);
     let (r, b, c) = (q(&net.id(0)), q(&net.id(1)), q(&net.id(2)));
     let back = format!(r#"(seq (call {r} ("op" "noop") []) (call %init_peer_id% ("op" "noop") []))"#);
@@ -143,10 +153,15 @@ fn idle_particles_sleep_and_wake_with_their_data(t: Transport) {
 
 /// With room for almost nothing, each idle particle's data pushes out the one that expires first.
 fn dormant_data_beyond_its_budget_is_dropped_first_to_expire_first(t: Transport) {
-    let net = Net::start_with(t, 1, |_| vec![], |_, c| {
-        c.limits.actor_idle_ms = 20;
-        c.limits.max_dormant_bytes = 1;
-    });
+    let net = Net::start_with(
+        t,
+        1,
+        |_| vec![],
+        |_, c| {
+            c.limits.actor_idle_ms = 20;
+            c.limits.max_dormant_bytes = 1;
+        },
+    );
     let client = net.client(0);
     let relay = net.id(0);
     for _ in 0..3 {

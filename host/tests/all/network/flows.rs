@@ -1,11 +1,16 @@
 //! Particles through several peers, in sequence and in parallel, with fallbacks and services.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::{Net, Transport, examples, on_both, q, run, run_with};
 use weft_host::deploy;
 
-on_both!(through_three_peers_and_back, par_fan_out_to_four_peers_joined_at_the_client, xor_falls_back_when_a_peer_is_down, deploy_call_remove_through_particles);
+on_both!(
+    through_three_peers_and_back,
+    par_fan_out_to_four_peers_joined_at_the_client,
+    xor_falls_back_when_a_peer_is_down,
+    deploy_call_remove_through_particles
+);
 
 /// client → A → B → C → B → A → client, each hop over a connection the bootstrap made.
 fn through_three_peers_and_back(t: Transport) {
@@ -99,8 +104,12 @@ fn deploy_call_remove_through_particles(t: Transport) {
     let net = Net::start(t, 2, |_| vec![0]);
     let client = net.client(0);
     let target = net.id(1);
-    let plan = deploy::plan_blueprint(&examples().join("blueprints/greeting.toml"), Some("hello".into()), vec![target.clone()])
-        .expect("the blueprint reads");
+    let plan = deploy::plan_blueprint(
+        &examples().join("blueprints/greeting.toml"),
+        Some("hello".into()),
+        vec![target.clone()],
+    )
+    .expect("the blueprint reads");
     let done = deploy::deploy(&client, &[plan], super::TTL).expect("deploys");
     assert_eq!(done.len(), 1);
     let service = done[0].service_id.clone();
@@ -124,10 +133,7 @@ fn deploy_call_remove_through_particles(t: Transport) {
     data.insert("name".into(), json!("Ann"));
     let script_by_alias = call("hello").replace("[name]", "[\"Ann\"]");
     assert_eq!(run(&client, &script_by_alias).value, json!("Hello, Ann!"));
-    let script_by_id = format!(
-        "(seq (call %init_peer_id% (\"getDataSrv\" \"name\") [] name) {})",
-        call(&service)
-    );
+    let script_by_id = format!("(seq (call %init_peer_id% (\"getDataSrv\" \"name\") [] name) {})", call(&service));
     assert_eq!(run_with(&client, &script_by_id, data).value, json!("Hello, Ann!"));
 
     // srv.list shows it; someone else may not remove it
@@ -152,5 +158,4 @@ fn deploy_call_remove_through_particles(t: Transport) {
     // calling it now fails with a clear error through errorHandlingSrv
     let e = client.run(&script_by_alias, Map::new(), super::TTL).unwrap_err().to_string();
     assert!(e.contains("hello"), "{e}");
-    let _ = Value::Null;
 }

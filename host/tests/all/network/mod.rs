@@ -74,11 +74,26 @@ pub fn options(dir: &std::path::Path) -> Options {
 fn host(dir: &std::path::Path, t: Transport) -> Host {
     let mut host = Host::open(&options(dir)).expect("the host opens");
     host.setup.config.plugins.transport = Some(t.plugin().into());
+    LIBP2P_CONFIG.with(|c| {
+        if let Some(text) = c.borrow().as_ref() {
+            host.setup.config.plugins.config.insert("libp2p".into(), toml::from_str(text).expect("libp2p config"));
+        }
+    });
     host
 }
 
+thread_local! {
+    /// `[plugins.config.libp2p]` for the nodes this thread starts (a test's own setting).
+    pub static LIBP2P_CONFIG: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Starts a node in `dir`, bootstrapping from `bootstrap`.
-pub fn start_node(dir: &std::path::Path, t: Transport, bootstrap: Vec<String>, tweak: impl FnOnce(&mut Config)) -> Node {
+pub fn start_node(
+    dir: &std::path::Path,
+    t: Transport,
+    bootstrap: Vec<String>,
+    tweak: impl FnOnce(&mut Config),
+) -> Node {
     let mut config = Config { listen: vec![t.listen().into()], bootstrap, workers: Some(2), ..Config::default() };
     tweak(&mut config);
     let node = Node::start(host(dir, t), config).expect("the node starts");
@@ -110,7 +125,8 @@ impl Net {
         let mut peers: Vec<Peer> = Vec::new();
         for i in 0..n {
             let dir = tempfile::tempdir().unwrap();
-            let boot: Vec<String> = if i == 0 { Vec::new() } else { bootstrap(i).iter().map(|&j| peers[j].addr()).collect() };
+            let boot: Vec<String> =
+                if i == 0 { Vec::new() } else { bootstrap(i).iter().map(|&j| peers[j].addr()).collect() };
             let node = start_node(dir.path(), t, boot, |c| tweak(i, c));
             peers.push(Peer { dir, node: Some(node) });
         }
@@ -174,7 +190,10 @@ impl Net {
 /// Logs to stderr when RUST_LOG is set (`RUST_LOG=weft_host=debug cargo test ...`).
 pub fn logs() {
     if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
     }
 }
 

@@ -27,9 +27,7 @@ fn a_restarted_node_keeps_identity_modules_blueprints_and_services(t: Transport)
     assert_eq!(net.node(0).services().record("hello").unwrap().id, service);
 
     let client = net.client(0);
-    let script = format!(
-        r#"(seq (call {r} ("hello" "greet") ["Bob"] g) (call %init_peer_id% ("return" "") [g]))"#,
-        r = q(&id)
-    );
+    let script =
+        format!(r#"(seq (call {r} ("hello" "greet") ["Bob"] g) (call %init_peer_id% ("return" "") [g]))"#, r = q(&id));
     assert_eq!(run(&client, &script).value, json!("Hello, Bob!"));
 }

@@ -8,7 +8,8 @@ use weft_plugin_air::Data;
 fuzz_target!(|bytes: &[u8]| {
     match Data::decode(bytes) {
         Ok(data) => {
-            let again = Data::decode(&data.encode()).expect("re-encoded data decodes");
+            let bytes = data.encode();
+            let again = Data::decode(&bytes).expect("re-encoded data decodes");
             assert_eq!(again, data);
         }
         Err(e) => {

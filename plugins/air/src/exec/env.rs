@@ -159,7 +159,12 @@ impl Env {
     pub fn new(names: u32) -> Self {
         let names = names as usize;
         // most names of a script are bound once
-        Env { scalars: vec![NONE; names], bindings: Vec::with_capacity(names), parents: vec![NONE], ..Default::default() }
+        Env {
+            scalars: vec![NONE; names],
+            bindings: Vec::with_capacity(names),
+            parents: vec![NONE],
+            ..Default::default()
+        }
     }
 
     /// Whether the current scope is global (outside any fold).
@@ -375,7 +380,11 @@ mod tests {
     use super::*;
 
     fn item(v: i64) -> Item {
-        Item { value: Val::from(serde_json::Value::from(v)), tetraplet: Arc::new(Tetraplet::default()), trace_pos: None }
+        Item {
+            value: Val::from(serde_json::Value::from(v)),
+            tetraplet: Arc::new(Tetraplet::default()),
+            trace_pos: None,
+        }
     }
 
     fn n(id: u32) -> Name<'static> {

@@ -16,9 +16,11 @@ use crate::parser::{Ap, ApDest, ApMap, Call, CallOutput, Canon, CanonDest, Fail,
 use crate::trace::{CallMerge, Source};
 use crate::value::Tetraplet;
 
-/// A call argument: a literal (resolved only when needed) or a resolved value.
+/// A call argument: a literal or a scalar known to be set (both resolved only when needed: a
+/// replayed call only writes their JSON text), or a resolved value.
 pub(crate) enum Arg<'v> {
     Literal(&'v Value<'v>),
+    Scalar(Name<'v>),
     Resolved(Resolved),
 }
 
@@ -119,7 +121,9 @@ impl<'a> Engine<'a> {
         serde_json::from_str(text).map_err(|e| UncatchableError::MalformedStoredValue(e.to_string()).into())
     }
 
-    /// The value of a stored JSON text (kept as text when it is valid JSON, see [`Val`]).
+    /// The value of a stored JSON text (kept as text when it is valid JSON, see [`Val`]). Takes
+    /// the `Cow` itself: only a text borrowed from the run's inputs can be kept.
+    #[allow(clippy::ptr_arg)]
     fn stored_value(&mut self, text: &Cow<'a, str>) -> Result<Val, ExecError> {
         let value = match text {
             Cow::Borrowed(t) => self.texts.value(t),
@@ -140,6 +144,11 @@ impl<'a> Engine<'a> {
             }
             match a {
                 Arg::Resolved(r) => self.texts.write(&r.value, &mut buf),
+                Arg::Scalar(name) => {
+                    if let Ok(Some(item)) = self.scalar_ref(*name) {
+                        self.texts.write(&item.value, &mut buf);
+                    }
+                }
                 Arg::Literal(Value::Literal(s)) => crate::json::write_str(&mut buf, s),
                 Arg::Literal(Value::InitPeerId) => crate::json::write_str(&mut buf, self.ctx.init_peer_id),
                 Arg::Literal(Value::Number(crate::parser::Number::Int(n))) => crate::json::write_int(&mut buf, *n),
@@ -198,6 +207,12 @@ impl<'a> Engine<'a> {
                 args.push(Arg::Literal(a));
                 continue;
             }
+            if let Value::Scalar { name, lambda: None } = a
+                && let Ok(Some(_)) = self.scalar_ref(*name)
+            {
+                args.push(Arg::Scalar(*name));
+                continue;
+            }
             match self.resolve(a) {
                 Ok(Some(r)) => args.push(Arg::Resolved(r)),
                 Ok(None) => joinable = true,
@@ -249,7 +264,10 @@ impl<'a> Engine<'a> {
             }
             CallMerge::Met(CallState::Executed { result, output }, source) => {
                 let t = &result.tetraplet;
-                if *t.peer_pk != *peer || *t.service_id != *service || *t.function_name != *function || !t.lens.is_empty()
+                if *t.peer_pk != *peer
+                    || *t.service_id != *service
+                    || *t.function_name != *function
+                    || !t.lens.is_empty()
                 {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
@@ -315,6 +333,10 @@ impl<'a> Engine<'a> {
         for a in args.drain(..) {
             let r = match a {
                 Arg::Resolved(r) => r,
+                Arg::Scalar(name) => match self.scalar_ref(name) {
+                    Ok(Some(item)) => Resolved::of(item),
+                    _ => continue,
+                },
                 // literals always resolve
                 Arg::Literal(v) => match self.resolve(v) {
                     Ok(Some(r)) => r,
@@ -511,7 +533,9 @@ impl<'a> Engine<'a> {
         // a scalar copied to a scalar (the common `(ap x y)`): the item as it is
         if let (Value::Scalar { name, lambda: None }, ApDest::Scalar(dest)) = (&a.arg, &a.dest) {
             let item = match self.scalar_ref(*name) {
-                Ok(Some(item)) => Item { value: item.value.clone(), tetraplet: item.tetraplet.clone(), trace_pos: None },
+                Ok(Some(item)) => {
+                    Item { value: item.value.clone(), tetraplet: item.tetraplet.clone(), trace_pos: None }
+                }
                 Ok(None) => {
                     self.complete = false;
                     return Ok(());
@@ -586,7 +610,8 @@ impl<'a> Engine<'a> {
             Err(e) => return Err(self.raise(node, e, None, None)),
         };
         let tetraplet = value.tetraplet_or(&self.literal);
-        let kv = json!({"key": self.texts.json_ref(&key.value).clone(), "value": self.texts.json_ref(&value.value).clone()});
+        let kv =
+            json!({"key": self.texts.json_ref(&key.value).clone(), "value": self.texts.json_ref(&value.value).clone()});
         self.ap_to_stream(node, a.map, Item { value: Val::from(kv), tetraplet, trace_pos: None })
     }
 

@@ -69,17 +69,37 @@ enum NewKind<'a> {
 }
 
 enum Frame<'a> {
-    Seq { right: NodeId },
+    Seq {
+        right: NodeId,
+    },
     /// A par's trace context is the top of [`Engine::pars`] (frames stay small).
-    ParLeft { right: NodeId },
-    ParRight { left: Result<(), ExecError>, left_complete: bool },
-    XorLeft { right: NodeId },
+    ParLeft {
+        right: NodeId,
+    },
+    ParRight {
+        left: Result<(), ExecError>,
+        left_complete: bool,
+    },
+    XorLeft {
+        right: NodeId,
+    },
     XorRight,
     New(NewKind<'a>),
-    FoldScalar { iterator: Name<'a>, prev_scope: usize },
-    Next { iterator: Name<'a>, prev_scope: usize },
-    Last { iterator: Name<'a> },
-    StreamGen { fold: usize, prev_scope: usize },
+    FoldScalar {
+        iterator: Name<'a>,
+        prev_scope: usize,
+    },
+    Next {
+        iterator: Name<'a>,
+        prev_scope: usize,
+    },
+    Last {
+        iterator: Name<'a>,
+    },
+    StreamGen {
+        fold: usize,
+        prev_scope: usize,
+    },
 }
 
 enum Step {
@@ -515,7 +535,8 @@ impl<'a> Engine<'a> {
         let fold = cursor.stream_fold;
         if cursor.idx + 1 < cursor.items.len() {
             cursor.idx += 1;
-            let (pos, body, base) = (cursor.items[cursor.idx].trace_pos.map(|p| p as usize), cursor.body, cursor.base_scope);
+            let (pos, body, base) =
+                (cursor.items[cursor.idx].trace_pos.map(|p| p as usize), cursor.body, cursor.base_scope);
             if let Some(fi) = fold {
                 let sf = &mut self.stream_folds[fi];
                 self.trace.iteration_next(&mut sf.ctx);
@@ -567,24 +588,5 @@ impl<'a> Engine<'a> {
             self.error = ErrorSlot { object: Arc::new(object), tetraplet, armed: false };
         }
         ExecError::from(error)
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        eprintln!(
-            "Frame {} Step {} ExecError {} Item {} Val {} Resolved {} ParCtx {} StreamValue {} Binding? {}",
-            std::mem::size_of::<super::Frame<'static>>(),
-            std::mem::size_of::<super::Step>(),
-            std::mem::size_of::<super::ExecError>(),
-            std::mem::size_of::<super::env::Item>(),
-            std::mem::size_of::<super::val::Val>(),
-            std::mem::size_of::<super::resolve::Resolved>(),
-            std::mem::size_of::<crate::trace::ParCtx>(),
-            std::mem::size_of::<super::env::StreamValue>(),
-            std::mem::size_of::<Option<super::env::Item>>(),
-        );
     }
 }

@@ -21,6 +21,11 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
+    /// A scalar's or iterator's item, as resolving its name gives it.
+    pub fn of(item: &Item) -> Self {
+        Resolved { value: item.value.clone(), tetraplets: Tetraplets::One(item.tetraplet.clone()) }
+    }
+
     fn one(value: JValue, tetraplet: Tetraplet) -> Self {
         Resolved { value: Val::from(value), tetraplets: Tetraplets::One(Arc::new(tetraplet)) }
     }
@@ -95,7 +100,7 @@ impl Engine<'_> {
             Value::Scalar { name, lambda } => {
                 let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
                 match lambda {
-                    None => Resolved { value: item.value.clone(), tetraplets: Tetraplets::One(item.tetraplet.clone()) },
+                    None => Resolved::of(item),
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
                         let v = apply_steps(self.texts.json_ref(&item.value), &steps)?.clone();
@@ -240,7 +245,11 @@ impl Engine<'_> {
                                 use std::fmt::Write;
                                 lens.clear();
                                 let _ = write!(lens, ".$.[{i}]");
-                                Item { value: Val::from(v.clone()), tetraplet: Arc::new(base.with_lens(&lens)), trace_pos: None }
+                                Item {
+                                    value: Val::from(v.clone()),
+                                    tetraplet: Arc::new(base.with_lens(&lens)),
+                                    trace_pos: None,
+                                }
                             })
                             .collect(),
                     ))

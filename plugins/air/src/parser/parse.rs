@@ -38,6 +38,11 @@ pub fn parse(script: &str) -> Result<Ast<'_>, ParseError> {
 /// # Errors
 /// Lexer, grammar and static-check errors (SPEC §1.4), size and depth limits.
 pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, ParseError> {
+    parse_impl(script, limits, true)
+}
+
+/// The parser, with or without its byte-level fast paths (tests compare both).
+fn parse_impl(script: &str, limits: ParseLimits, fast: bool) -> Result<Ast<'_>, ParseError> {
     if script.len() > limits.max_size {
         return Err(ParseError::new(
             ParseErrorKind::TooBig { size: script.len(), limit: limits.max_size },
@@ -59,6 +64,7 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
         args: Vec::with_capacity(parens / 3 + 1),
         v: Validator::new(script),
         names: Interner::with_capacity(parens / 2),
+        fast,
     };
     let root = match p.parse_root(limits.max_depth) {
         Ok(root) => root,
@@ -96,6 +102,9 @@ struct FoldFrame<'a> {
 }
 
 struct Parser<'a> {
+    /// Whether the byte-level fast paths are on (always, except in tests that compare them
+    /// with the token path).
+    fast: bool,
     script: &'a str,
     lexer: Lexer<'a>,
     /// Where the next token starts: what was taken and the whitespace and comments after it
@@ -330,7 +339,8 @@ impl<'a> Parser<'a> {
     /// Reads `(keyword …`: pushes a frame for a composite instruction, or parses a whole leaf.
     #[inline(always)]
     fn open_instruction(&mut self, stack: &mut Vec<Frame<'a>>) -> PResult<Option<NodeId>> {
-        if self.next_byte() == Some(b'(')
+        if self.fast
+            && self.next_byte() == Some(b'(')
             && let Some(done) = self.open_fast(stack)
         {
             return Ok(done);
@@ -464,8 +474,10 @@ impl<'a> Parser<'a> {
         }
         let (service, p) = self.value_fast(skip(b, p + 1))?;
         let (function, p) = self.value_fast(skip(b, p))?;
-        if !matches!((&service, &function), (Value::Literal(_) | Value::Scalar { .. }, Value::Literal(_) | Value::Scalar { .. }))
-        {
+        if !matches!(
+            (&service, &function),
+            (Value::Literal(_) | Value::Scalar { .. }, Value::Literal(_) | Value::Scalar { .. })
+        ) {
             return None;
         }
         let p = skip(b, p);
@@ -679,7 +691,10 @@ impl<'a> Parser<'a> {
         self.bump();
         let (key, kspan) = self.value_spanned()?;
         match &key {
-            Value::Literal(_) | Value::Number(Number::Int(_)) | Value::Scalar { .. } | Value::Canon { lambda: Some(_), .. } => {}
+            Value::Literal(_)
+            | Value::Number(Number::Int(_))
+            | Value::Scalar { .. }
+            | Value::Canon { lambda: Some(_), .. } => {}
             other => {
                 return Err(
                     self.err(ParseErrorKind::NotAllowed { what: "this map key", found: other.to_string() }, kspan)
@@ -881,6 +896,12 @@ fn word_ends(b: &[u8], e: usize) -> bool {
 /// The position of the next token at or after `p`, as the lexer skips whitespace and comments.
 #[inline(always)]
 fn skip(b: &[u8], mut p: usize) -> usize {
+    // the usual cases first: no space, or one space before the next token
+    match b.get(p) {
+        Some(b' ') if b.get(p + 1).is_some_and(|c| BYTE[*c as usize] & (SPACE | COMMENT) == 0) => return p + 1,
+        Some(c) if BYTE[*c as usize] & (SPACE | COMMENT) == 0 => return p,
+        _ => {}
+    }
     while let Some(&c) = b.get(p) {
         let class = BYTE[c as usize];
         if class & SPACE != 0 {
@@ -1111,6 +1132,123 @@ mod tests {
             }
         }
         assert!(plain_name("true").is_none() && plain_name("-x-").is_none() && plain_name("$").is_none());
+    }
+
+    /// The tree as text: every instruction's head, indented by depth, and the name count.
+    fn dump(ast: &Ast<'_>) -> String {
+        let mut out = String::new();
+        let mut stack = vec![(ast.root, 0usize)];
+        while let Some((id, depth)) = stack.pop() {
+            out.push_str(&format!("{}{}\n", " ".repeat(depth), ast.head(id)));
+            for c in ast.node(id).instr.children().iter().rev().flatten() {
+                stack.push((*c, depth + 1));
+            }
+        }
+        out + &format!("names {}", ast.names)
+    }
+
+    /// The fast paths and the token path agree: same tree, or the same error.
+    fn same_with_and_without_fast_paths(script: &str) {
+        let with = parse_impl(script, ParseLimits::default(), true).map(|a| dump(&a));
+        let without = parse_impl(script, ParseLimits::default(), false).map(|a| dump(&a));
+        assert_eq!(with, without, "{script:?}");
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_token_path_on_the_scenarios() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut n = 0;
+        for sub in ["conformance", "conformance-extra"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+                let Some(air) = v["air"].as_str() else { continue };
+                let air = air.replace("@A", "\"a\"").replace("@B", "b").replace("@C", "\"c\"");
+                for script in [air.clone(), format!("(seq (ap \"p\" b) {air})")] {
+                    same_with_and_without_fast_paths(&script);
+                    // and every cut of it (errors included)
+                    for cut in (0..script.len()).step_by(7).filter(|c| script.is_char_boundary(*c)) {
+                        same_with_and_without_fast_paths(&script[..cut]);
+                    }
+                }
+                n += 1;
+            }
+        }
+        assert!(n > 200, "{n} scenarios");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, .. Default::default() })]
+
+        #[test]
+        fn fast_paths_agree_with_the_token_path(script in script()) {
+            same_with_and_without_fast_paths(&script);
+        }
+    }
+
+    /// Scripts of the instructions and values the fast paths read, with their near misses.
+    fn script() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let space = prop::sample::select(vec![" ", "  ", "\n", "\t", " ; note\n", "\x0b", ""]);
+        let value = prop::sample::select(vec![
+            "\"s\"",
+            "\"\"",
+            "x",
+            "y1",
+            "_z-",
+            "$s",
+            "%m",
+            "#c",
+            "[]",
+            "[ ]",
+            "42",
+            "007",
+            "-1",
+            "1.5",
+            "true",
+            "false",
+            "%init_peer_id%",
+            "%init_peer_id%x",
+            "%ttl%",
+            "x.$.a",
+            "x.$.[0]!",
+            "1e3",
+            "$",
+            "x(",
+            "x]",
+            "é",
+        ]);
+        let leaf = (
+            prop::sample::select(vec!["call", "ap", "null", "never", "calls", "nul", "next", "fail"]),
+            prop::collection::vec((value.clone(), space.clone()), 0..6),
+            space.clone(),
+        )
+            .prop_map(|(kw, parts, end)| match kw {
+                "call" if !parts.is_empty() => {
+                    let mut s = format!("(call {} (", parts[0].0);
+                    for (v, sp) in parts.iter().skip(1).take(2) {
+                        s.push_str(&format!("{v}{sp}"));
+                    }
+                    s.push_str(") [");
+                    for (v, sp) in parts.iter().skip(3) {
+                        s.push_str(&format!("{v}{sp}"));
+                    }
+                    format!("{s}] {}{end})", parts.last().map_or("", |p| p.0))
+                }
+                kw => {
+                    let body: String = parts.iter().map(|(v, sp)| format!(" {v}{sp}")).collect();
+                    format!("({kw}{body}{end})")
+                }
+            });
+        leaf.prop_recursive(6, 64, 2, move |inner| {
+            (
+                prop::sample::select(vec!["seq", "par", "xor", "seq(", "new x", "fold x i"]),
+                inner.clone(),
+                inner,
+                space.clone(),
+            )
+                .prop_map(|(kw, a, b, sp)| format!("({kw} {a}{sp}{b})"))
+        })
     }
 
     #[test]

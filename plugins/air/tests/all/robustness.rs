@@ -154,3 +154,93 @@ proptest! {
         }
     }
 }
+
+/// A's data after its service answered `f` (arguments `args`), for the replay checks below.
+fn replayed(args: &str) -> (String, Vec<u8>, crate::net::Peer) {
+    let a = peer("A");
+    let air = format!("(seq (call \"{id}\" (\"s\" \"f\") [{args}] x) (call \"{id}\" (\"s\" \"g\") [x]))", id = a.id);
+    let first = run(&air, &[], &[], &params(&a, &a), &CallResults::new());
+    let results = CallResults::from([(1, CallResult { ret_code: 0, result: "\"r\"".into() })]);
+    let second = run(&air, &first.data, &[], &params(&a, &a), &results);
+    assert_eq!(second.ret_code, 0, "{}", second.error_message);
+    assert_eq!(second.call_requests.len(), 1);
+    (air, second.data, a)
+}
+
+/// Re-signs A's results after `f` changed them (as A itself would: the checks below are about
+/// replay, not signatures).
+fn resigned(
+    data: &[u8],
+    a: &crate::net::Peer,
+    f: impl FnOnce(&mut weft_plugin_air::data::ServiceResult<'_>),
+) -> Vec<u8> {
+    use weft_plugin_air::data::{Attestation, CallState, Data, State};
+    let mut d = Data::decode(data).unwrap();
+    let State::Call(CallState::Executed { result, .. }) = &mut d.trace[0] else { panic!("f's result first") };
+    f(result);
+    let digests = d.trace.iter().filter_map(State::result).map(|r| r.digest()).collect();
+    let key = ed25519_dalek::SigningKey::from_bytes(&a.secret);
+    d.attestations = vec![Attestation::sign(&key, "test-particle", &a.id, digests)];
+    d.encode()
+}
+
+#[test]
+fn replay_checks_the_arguments_inline_and_hashed() {
+    use weft_plugin_air::data::ArgumentHash;
+    // `["short"]` is kept inline, the long list by its hash: both are checked on replay
+    let long = format!("\"{}\"", "x".repeat(40));
+    for (args, other) in
+        [("\"short\"", "[\"other\"]".to_string()), (long.as_str(), format!("[\"{}\"]", "y".repeat(40)))]
+    {
+        let (air, data, a) = replayed(args);
+        // the untouched data replays
+        let out = run(&air, &data, &[], &params(&a, &a), &CallResults::new());
+        assert_eq!(out.ret_code, 0, "{}", out.error_message);
+        // the same result stored for other arguments does not
+        let forged = resigned(&data, &a, |r| r.argument_hash = ArgumentHash::of(other.as_bytes()));
+        let out = run(&air, &[], &forged, &params(&a, &a), &CallResults::new());
+        assert_eq!(out.ret_code, 20017, "{args}: {}", out.error_message);
+        assert!(out.error_message.contains("argument hash"), "{}", out.error_message);
+        assert!(out.data.is_empty());
+    }
+}
+
+#[test]
+fn replay_checks_the_tetraplet() {
+    let (air, data, a) = replayed("1");
+    let forged = resigned(&data, &a, |r| {
+        r.tetraplet = std::sync::Arc::new(weft_plugin_air::Tetraplet::new(&a.id, "s", "other"))
+    });
+    let out = run(&air, &[], &forged, &params(&a, &a), &CallResults::new());
+    assert_eq!(out.ret_code, 20017, "{}", out.error_message);
+    assert!(out.error_message.contains("tetraplet"), "{}", out.error_message);
+}
+
+#[test]
+fn signed_value_that_is_not_json_is_refused_on_replay() {
+    // values are kept as text until used; one that is not JSON is still refused when replayed
+    for bad in ["not json", "[1,", "{\"a\":}", "1e99999", "\"\\ud800\"", "\"\\udc00\"", "\"a\u{1}\""] {
+        let (air, data, a) = replayed("1");
+        let forged = resigned(&data, &a, |r| r.value = bad.into());
+        let out = run(&air, &[], &forged, &params(&a, &a), &CallResults::new());
+        assert_eq!(out.ret_code, 20019, "{bad}: {}", out.error_message);
+        assert!(out.data.is_empty());
+    }
+}
+
+#[test]
+fn malformed_text_section_is_refused() {
+    use weft_plugin_air::data::Data;
+    let (_, data, _) = replayed("1");
+    let d = Data::decode(&data).unwrap();
+    assert_eq!(Data::decode(&d.encode()).unwrap(), d);
+    // every cut and every single-byte change decodes or is refused, never panics
+    for i in 0..data.len() {
+        let _ = Data::decode(&data[..i]);
+        for flip in [0x01, 0x80, 0xff] {
+            let mut bad = data.clone();
+            bad[i] ^= flip;
+            let _ = Data::decode(&bad);
+        }
+    }
+}
