@@ -9,6 +9,9 @@
 //! can therefore be recovered from the id alone, which is how signatures of results produced by
 //! other peers are verified.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 const B58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -75,19 +78,71 @@ pub fn peer_id_from_secret(secret: &[u8; 32]) -> String {
     peer_id_from_public_key(key.verifying_key().as_bytes())
 }
 
+/// Peer ids whose keys were recovered lately: decompressing a point costs about as much as a
+/// signature check, and a node meets the same peers again and again. Bounded: emptied when full.
+const KEY_CACHE: usize = 4096;
+
+fn key_cache() -> &'static Mutex<HashMap<String, VerifyingKey>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, VerifyingKey>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
 /// Recovers the Ed25519 public key from a peer id; `None` if the text is not such a peer id.
 pub fn public_key_from_peer_id(peer_id: &str) -> Option<VerifyingKey> {
+    if let Some(key) = key_cache().lock().unwrap_or_else(PoisonError::into_inner).get(peer_id) {
+        return Some(*key);
+    }
     let bytes = base58_decode(peer_id)?;
     if bytes.len() != 38 || bytes[..6] != PREFIX {
         return None;
     }
-    let key: [u8; 32] = bytes[6..].try_into().ok()?;
-    VerifyingKey::from_bytes(&key).ok()
+    let raw: [u8; 32] = bytes[6..].try_into().ok()?;
+    let key = VerifyingKey::from_bytes(&raw).ok()?;
+    let mut cache = key_cache().lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= KEY_CACHE {
+        cache.clear();
+    }
+    cache.insert(peer_id.to_owned(), key);
+    Some(key)
+}
+
+/// The signing key of a 32-byte seed. Making one derives the public key (a scalar
+/// multiplication, as costly as signing); the last few are kept, per thread.
+pub fn signing_key(secret: &[u8; 32]) -> SigningKey {
+    thread_local! {
+        static LAST: std::cell::RefCell<Vec<SigningKey>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(key) = last.iter().find(|k| k.as_bytes() == secret) {
+            return key.clone();
+        }
+        let key = SigningKey::from_bytes(secret);
+        if last.len() >= 4 {
+            last.remove(0);
+        }
+        last.push(key.clone());
+        key
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_keys_are_the_keys() {
+        for seed in 0..10u8 {
+            let secret = [seed; 32];
+            let fresh = SigningKey::from_bytes(&secret);
+            assert_eq!(signing_key(&secret).to_bytes(), fresh.to_bytes());
+            assert_eq!(signing_key(&secret).verifying_key(), fresh.verifying_key());
+            let id = peer_id_from_secret(&secret);
+            assert_eq!(public_key_from_peer_id(&id), Some(fresh.verifying_key()));
+            assert_eq!(public_key_from_peer_id(&id), Some(fresh.verifying_key()), "from the cache");
+        }
+        assert!(public_key_from_peer_id("12D3KooWnotapeerid").is_none());
+    }
 
     #[test]
     fn base58_roundtrip() {

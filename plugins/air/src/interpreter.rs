@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JValue;
 
@@ -245,7 +244,7 @@ fn attestations(
             .map(|r| r.digest_with(&mut memo))
             .collect();
         if !digests.is_empty() {
-            let key = SigningKey::from_bytes(secret);
+            let key = crate::peer_id::signing_key(secret);
             all.push(Attestation::sign(&key, &params.particle_id, me, digests));
         }
     }
