@@ -47,6 +47,12 @@ struct NodeProcess {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
 impl NodeProcess {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();

@@ -145,10 +145,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl<'a> Interner<'a> {
-    /// An interner with room for about `names` names before it grows.
-    pub fn with_capacity(names: usize) -> Self {
+    /// An interner with a table for about `names` names before it grows, and room reserved for
+    /// the texts of up to `at_most` of them.
+    pub fn with_capacity(names: usize, at_most: usize) -> Self {
         let n = (names.max(8) * 8 / 5).next_power_of_two();
-        Interner { slots: vec![EMPTY; n], names: Vec::with_capacity(names), state: FastState::default() }
+        Interner { slots: vec![EMPTY; n], names: Vec::with_capacity(at_most), state: FastState::default() }
     }
 
     /// Names numbered so far.
@@ -248,7 +249,7 @@ mod tests {
     #[test]
     fn interner_numbers_names_densely() {
         let names: Vec<String> = (0..5000).map(|i| format!("v{}", i % 1234)).collect();
-        let mut interner = Interner::with_capacity(4);
+        let mut interner = Interner::with_capacity(4, 4);
         let mut first_seen = std::collections::HashMap::new();
         for n in &names {
             let next = first_seen.len() as u32;

@@ -8,13 +8,27 @@ use crate::cli::{Weft, write};
 use crate::support::default_plugin_dir;
 
 struct NodeProcess {
-    child: Child,
+    child: Option<Child>,
     addr: String,
-    weft: Weft,
+    weft: Option<Weft>,
+}
+
+impl Drop for NodeProcess {
+    /// A test that fails half-way must not leave a node running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl NodeProcess {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let weft = Weft::new();
         let addr_file = weft.path("addr");
         let child = Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -24,6 +38,7 @@ impl NodeProcess {
             .arg(default_plugin_dir())
             .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--addr-file"])
             .arg(&addr_file)
+            .args(extra)
             .env_remove("WEFT_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -39,14 +54,15 @@ impl NodeProcess {
             assert!(Instant::now() < until, "weft node wrote no address file");
             std::thread::sleep(Duration::from_millis(20));
         };
-        NodeProcess { child, addr, weft }
+        NodeProcess { child: Some(child), addr, weft: Some(weft) }
     }
 
     /// SIGTERM; returns (stdout, stderr) once it exited with status 0, and its data dir.
-    fn stop(self) -> (String, String, Weft) {
+    fn stop(mut self) -> (String, String, Weft) {
+        let child = self.child.take().expect("running");
+        let weft = self.weft.take().expect("its data dir");
         // SAFETY: a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let NodeProcess { child, weft, .. } = self;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let out = child.wait_with_output().unwrap();
         let (stdout, stderr) =
             (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
@@ -123,5 +139,60 @@ fn demo_runs_on_both_transports() {
         let out = weft.ok(&["demo", "--transport", transport]);
         assert!(out.contains(r#"["Hello, Ann!","Hello, Bob!"]"#), "{out}");
         assert!(out.contains("deployed greeting to node2") && out.contains("deployed greeting to node3"), "{out}");
+    }
+}
+
+/// The README's application flow with the shipped scripts: the URL shortener deployed with
+/// `weft deploy` and used with `weft run examples/air/*.air`; then `parallel.air` across three
+/// nodes, with a deploy file naming two of them.
+#[test]
+fn the_example_scripts_run_as_the_readme_shows() {
+    let n1 = NodeProcess::start();
+    let peer = n1.addr.clone();
+    let client = Weft::new();
+    let air = super::examples().join("air");
+    let arg = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+
+    // the blueprint, pointing at the modules this test run built
+    let built = crate::services::examples();
+    let text = std::fs::read_to_string(super::examples().join("blueprints/shortener.toml")).unwrap();
+    let blueprint = write(
+        &client.path("shortener.toml"),
+        text.replace("../../target/examples-wasm/", &format!("{}/", built.display())).as_bytes(),
+    );
+    let out = client.ok(&["deploy", &arg(&blueprint), "--peer", &peer, "--alias", "short"]);
+    assert!(out.starts_with("shortener  on "), "{out}");
+    let code = client.ok(&[
+        "run",
+        &arg(&air.join("shorten.air")),
+        "--peer",
+        &peer,
+        "--data",
+        r#"{"url": "https://Example.com/a/long/path"}"#,
+    ]);
+    let code: String = serde_json::from_str(code.trim()).unwrap();
+    let data = format!(r#"{{"code": "{code}"}}"#);
+    let out = client.ok(&["run", &arg(&air.join("resolve.air")), "--peer", &peer, "--data", &data]);
+    assert_eq!(out.trim(), r#"["https://example.com/a/long/path",1]"#);
+    let e = client.fails(&["run", &arg(&air.join("shorten.air")), "--peer", &peer, "--data", r#"{"url": "ftp://x"}"#]);
+    assert!(e.contains("the script failed") && e.contains("not an http:// or https:// URL"), "{e}");
+
+    // two more nodes; greeting on both through a deploy file; parallel.air joins at the client
+    let n2 = NodeProcess::start_with(&["--bootstrap", &peer]);
+    let n3 = NodeProcess::start_with(&["--bootstrap", &peer]);
+    let id = |n: &NodeProcess| n.addr.rsplit_once("/p2p/").unwrap().1.to_owned();
+    let (a, b) = (id(&n2), id(&n3));
+    let greeting = super::examples().join("blueprints/greeting.toml");
+    let deploy = write(
+        &client.path("deploy.toml"),
+        format!("[[services]]\nblueprint = {:?}\nalias = \"greeting\"\npeers = [{a:?}, {b:?}]\n", arg(&greeting)).as_bytes(),
+    );
+    let out = client.ok(&["deploy", &arg(&deploy), "--peer", &peer]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let data = format!(r#"{{"a": "{a}", "b": "{b}"}}"#);
+    let out = client.ok(&["run", &arg(&air.join("parallel.air")), "--peer", &peer, "--data", &data]);
+    assert_eq!(out.trim(), r#"["Hello, Ann!","Hello, Bob!"]"#);
+    for n in [n3, n2, n1] {
+        n.stop();
     }
 }

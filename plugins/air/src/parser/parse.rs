@@ -51,7 +51,12 @@ fn parse_impl(script: &str, limits: ParseLimits, fast: bool) -> Result<Ast<'_>, 
         ));
     }
     // every instruction starts with a `(` (a call has two): the arenas are sized once
-    let parens = count_byte(script.as_bytes(), b'(');
+    // the arenas are sized once, from counts of `(` (every instruction has one), `(c` (calls, and
+    // canons) and `(a` (aps): no arena grows while parsing, and none is much too big
+    let b = script.as_bytes();
+    let parens = count_byte(b, b'(');
+    let calls = count_pair(b, b'(', b'c');
+    let aps = count_pair(b, b'(', b'a');
     let mut p = Parser {
         script,
         lexer: Lexer::new(script),
@@ -59,11 +64,11 @@ fn parse_impl(script: &str, limits: ParseLimits, fast: bool) -> Result<Ast<'_>, 
         peeked: None,
         last: Span::new(0, 0),
         nodes: Vec::with_capacity(parens),
-        calls: Vec::with_capacity(parens / 3 + 1),
-        aps: Vec::with_capacity(parens / 2 + 1),
-        args: Vec::with_capacity(parens / 3 + 1),
+        calls: Vec::with_capacity(calls),
+        aps: Vec::with_capacity(aps),
+        args: Vec::with_capacity(calls),
         v: Validator::new(script),
-        names: Interner::with_capacity(parens / 2),
+        names: Interner::with_capacity(parens / 2, parens + 1),
         fast,
     };
     let root = match p.parse_root(limits.max_depth) {
@@ -873,6 +878,19 @@ fn count_byte(b: &[u8], x: u8) -> usize {
     b.chunks(255).map(|c| c.iter().map(|y| (*y == x) as u8).fold(0u8, u8::wrapping_add) as usize).sum()
 }
 
+/// How many times `x` is followed by `y` in `b` (the same way).
+fn count_pair(b: &[u8], x: u8, y: u8) -> usize {
+    if b.len() < 2 {
+        return 0;
+    }
+    let (first, second) = (&b[..b.len() - 1], &b[1..]);
+    first
+        .chunks(255)
+        .zip(second.chunks(255))
+        .map(|(p, q)| p.iter().zip(q).map(|(a, c)| ((*a == x) & (*c == y)) as u8).fold(0u8, u8::wrapping_add) as usize)
+        .sum()
+}
+
 /// `true` or `false` (without a call to `memcmp`: this is on the path of every name).
 #[inline(always)]
 fn is_bool(b: &[u8]) -> bool {
@@ -1095,6 +1113,16 @@ mod tests {
             return None;
         }
         Some(Name::new(w))
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count_byte(b"(a (b) (c))", b'('), 3);
+        let long = "(ap x y) (call a (b c) [])".repeat(300);
+        assert_eq!(count_pair(long.as_bytes(), b'(', b'a'), 300);
+        assert_eq!(count_pair(long.as_bytes(), b'(', b'c'), 300);
+        assert_eq!(count_pair(b"(", b'(', b'a'), 0);
+        assert_eq!(count_pair(b"(a", b'(', b'a'), 1);
     }
 
     #[test]
