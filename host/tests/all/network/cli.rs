@@ -185,7 +185,8 @@ fn the_example_scripts_run_as_the_readme_shows() {
     let greeting = super::examples().join("blueprints/greeting.toml");
     let deploy = write(
         &client.path("deploy.toml"),
-        format!("[[services]]\nblueprint = {:?}\nalias = \"greeting\"\npeers = [{a:?}, {b:?}]\n", arg(&greeting)).as_bytes(),
+        format!("[[services]]\nblueprint = {:?}\nalias = \"greeting\"\npeers = [{a:?}, {b:?}]\n", arg(&greeting))
+            .as_bytes(),
     );
     let out = client.ok(&["deploy", &arg(&deploy), "--peer", &peer]);
     assert_eq!(out.lines().count(), 2, "{out}");
