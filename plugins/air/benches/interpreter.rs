@@ -13,6 +13,11 @@
 //! signature over the digests of all of that peer's results, see `data`), and every result that
 //! arrives in `current_data` is checked against a signature of its peer (each signature not
 //! already held in `prev_data` is verified).
+//! Each case is timed twice: `NAME` is `run` as a node calls it, with the script's syntax tree
+//! from the process-wide [`ScriptCache`] (the script ran before: a peer runs a particle's script
+//! on every arrival and every batch of results, and one application's particles share it), and
+//! `NAME/cold` parses and validates the script inside the timed run (its first run in the
+//! process).
 //! The input data of each case is produced by real runs of the interpreter (except the 10,000
 //! results of B in `seq_tree_10k_calls`, see [`forge_seq_tree_b`]), prepared once outside the
 //! timed loop; the timed loop is exactly one `run` call (parse, decode, verify, merge, execute,
@@ -27,7 +32,9 @@ use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 use weft_plugin_air::data::{ArgumentHash, Attestation, CallState, OutputKind, ServiceResult, State};
-use weft_plugin_air::{CallResult, CallResults, Data, Limits, Outcome, RunParams, Tetraplet, peer_id, run};
+use weft_plugin_air::{
+    CallResult, CallResults, Data, Limits, Outcome, RunParams, ScriptCache, Tetraplet, peer_id, run, run_with_cache,
+};
 
 const PARTICLE_ID: &str = "bench-particle";
 
@@ -295,10 +302,19 @@ struct Case {
 
 fn bench_case(g: &mut BenchmarkGroup<'_, Clock>, name: &str, prepare: impl FnOnce() -> Case) {
     let case = std::cell::OnceCell::new();
-    let mut prepare = Some(prepare);
+    let prepare = std::cell::Cell::new(Some(prepare));
+    let get = || -> &Case { case.get_or_init(|| (prepare.take().expect("prepared once"))()) };
+    // `run` as a node calls it: the script ran before (while preparing), so its syntax tree comes
+    // from the process-wide cache
     g.bench_function(name, |bch| {
-        let c: &Case = case.get_or_init(|| (prepare.take().expect("prepared once"))());
+        let c = get();
         bch.iter(|| run(black_box(&c.air), &c.prev, &c.cur, &c.params, &c.results))
+    });
+    // the first run of a script in the process: parsed and validated inside the timed run
+    let cold = ScriptCache::new(0, 0);
+    g.bench_function(format!("{name}/cold"), |bch| {
+        let c = get();
+        bch.iter(|| run_with_cache(black_box(&c.air), &c.prev, &c.cur, &c.params, &c.results, &cold))
     });
 }
 

@@ -10,7 +10,8 @@ use serde_json::Value as JValue;
 
 use crate::data::{Attestation, Data, DataError, State, TetrapletDigests};
 use crate::exec::{Ctx, Engine, ExecError};
-use crate::parser::{ParseLimits, parse_with_limits};
+use crate::parser::ParseLimits;
+use crate::script_cache::ScriptCache;
 use crate::trace::TraceHandler;
 use crate::value::Tetraplets;
 
@@ -251,7 +252,8 @@ fn attestations(
     all
 }
 
-/// Runs the interpreter once.
+/// Runs the interpreter once, reusing the parsed script from [`ScriptCache::global`] when the
+/// same text ran before (see [`run_with_cache`]).
 ///
 /// Never panics on untrusted input: malformed data, oversized inputs, deep scripts and
 /// forged results all give an error [`Outcome`]. Preparation errors (1–10) and uncatchable
@@ -263,6 +265,18 @@ pub fn run(
     current_data: &[u8],
     params: &RunParams,
     call_results: &CallResults,
+) -> Outcome {
+    run_with_cache(script, prev_data, current_data, params, call_results, ScriptCache::global())
+}
+
+/// [`run`] with a given cache of parsed scripts (`&ScriptCache::new(0, 0)`: parse every time).
+pub fn run_with_cache(
+    script: &str,
+    prev_data: &[u8],
+    current_data: &[u8],
+    params: &RunParams,
+    call_results: &CallResults,
+    scripts: &ScriptCache,
 ) -> Outcome {
     let limits = &params.limits;
     if script.len() > limits.max_air_size {
@@ -296,10 +310,11 @@ pub fn run(
         return refuse(prev_data, code::SIGNATURE, format!("signature check failed: {msg}"));
     }
     let parse_limits = ParseLimits { max_depth: limits.max_nesting, max_size: limits.max_air_size };
-    let ast = match parse_with_limits(script, parse_limits) {
-        Ok(ast) => ast,
+    let parsed = match scripts.parse(script, parse_limits) {
+        Ok(parsed) => parsed,
         Err(e) => return refuse(prev_data, code::PARSE, e.to_string()),
     };
+    let ast = parsed.ast();
     let ctx = Ctx {
         init_peer_id: &params.init_peer_id,
         current_peer_id: &params.current_peer_id,
@@ -308,7 +323,7 @@ pub fn run(
         limits,
     };
     let trace = TraceHandler::new(prev.trace, current.trace);
-    let result = Engine::new(&ast, ctx, trace, prev.lcid, call_results).run();
+    let result = Engine::new(ast, ctx, trace, prev.lcid, call_results).run();
     let (ret_code, error_message) = match &result.result {
         Ok(()) if !result.unconsumed.is_empty() => (
             code::UNPROCESSED_CALL_RESULTS,

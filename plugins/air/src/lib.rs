@@ -54,6 +54,7 @@ mod hash;
 mod interpreter;
 mod json;
 pub mod parser;
+mod script_cache;
 pub use weft_abi::peer_id;
 mod plugin;
 pub mod simulate;
@@ -62,7 +63,8 @@ mod value;
 
 pub use data::{Data, DataError, State};
 pub use exec::{CatchableError, ErrorObjectError, ExecError, UncatchableError};
-pub use interpreter::{CallRequest, CallResult, CallResults, Limits, Outcome, RunParams, run};
+pub use interpreter::{CallRequest, CallResult, CallResults, Limits, Outcome, RunParams, run, run_with_cache};
 pub use plugin::AirPlugin;
+pub use script_cache::ScriptCache;
 pub use trace::TraceError;
 pub use value::{LambdaError, Tetraplet, Tetraplets};
