@@ -2,7 +2,7 @@
 //! own benchmarks (AquaVM `benches/performance_metering`, `junk/gen-bench-data`).
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-air cargo bench -p weft-plugin-air --bench interpreter -- \
+//! WEFT_BENCH_CLOCK=cpu cargo bench -p weft-plugin-air --bench interpreter -- \
 //!     --warm-up-time 1 --measurement-time 3
 //! ```
 //!
@@ -24,7 +24,7 @@
 //! encode) and dropping its `Outcome`.
 //!
 //! The numbers, the reference's published times and the oracle's times on the same machine are
-//! in `NOTES.md` ("Benchmarks").
+//! in the README ("Performance").
 
 use std::hint::black_box;
 

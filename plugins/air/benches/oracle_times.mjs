@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // oracle_times.mjs - time the reference interpreter (AquaVM 0.62.0 in marine-js 0.13.0, driven
 // through shared/air/oracle/oracle.mjs) on the same scripts and the same data preparation as
-// benches/interpreter.rs, so NOTES.md can show both on one machine.
+// benches/interpreter.rs, so the README can show both on one machine.
 //
 //   export AVM_NODE_DIR=$(mktemp -d)
 //   npm install --prefix "$AVM_NODE_DIR" @fluencelabs/avm@0.62.0 @fluencelabs/marine-js@0.13.0
