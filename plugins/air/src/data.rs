@@ -455,8 +455,17 @@ impl<'a> Data<'a> {
     /// # Errors
     /// [`DataError`] on a wrong version byte or malformed content.
     pub fn decode(bytes: &'a [u8]) -> Result<Data<'a>, DataError> {
+        Self::decode_into(bytes, Vec::new())
+    }
+
+    /// [`Data::decode`] with the trace in the storage of `trace` (emptied first).
+    ///
+    /// # Errors
+    /// As [`Data::decode`].
+    pub fn decode_into(bytes: &'a [u8], mut trace: Vec<State<'a>>) -> Result<Data<'a>, DataError> {
+        trace.clear();
         let Some((&version, _)) = bytes.split_first() else {
-            return Ok(Data::default());
+            return Ok(Data { trace, ..Data::default() });
         };
         if version != FORMAT_VERSION {
             return Err(DataError::Version { found: version });
@@ -483,7 +492,7 @@ impl<'a> Data<'a> {
         // all result values in one UTF-8 check
         r.texts = r.str()?;
         let n = r.count(1)?;
-        let mut trace = Vec::with_capacity(n);
+        trace.reserve(n);
         for _ in 0..n {
             trace.push(Self::decode_state(&mut r, &strings, &tetraplets)?);
         }

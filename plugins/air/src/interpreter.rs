@@ -11,6 +11,7 @@ use serde_json::Value as JValue;
 use crate::data::{Attestation, Data, DataError, State, TetrapletDigests};
 use crate::exec::{Ctx, Engine, ExecError};
 use crate::parser::ParseLimits;
+use crate::scratch;
 use crate::script_cache::ScriptCache;
 use crate::trace::TraceHandler;
 use crate::value::Tetraplets;
@@ -142,8 +143,8 @@ fn refuse(prev_data: &[u8], ret_code: i64, error_message: String) -> Outcome {
     Outcome { ret_code, error_message, data: prev_data.to_vec(), next_peers: Vec::new(), call_requests: Vec::new() }
 }
 
-fn decode<'a>(bytes: &'a [u8], which: &str) -> Result<Data<'a>, (i64, String)> {
-    Data::decode(bytes).map_err(|e| match e {
+fn decode<'a>(bytes: &'a [u8], which: &str, trace: Vec<State<'a>>) -> Result<Data<'a>, (i64, String)> {
+    Data::decode_into(bytes, trace).map_err(|e| match e {
         DataError::Version { .. } => (code::VERSION, format!("{which}: {e}")),
         _ => (code::DATA, format!("{which}: {e}")),
     })
@@ -238,12 +239,17 @@ fn attestations(
     }
     if produced {
         let mut memo = TetrapletDigests::default();
-        let digests: Vec<[u8; 32]> = trace
-            .iter()
-            .filter_map(State::result)
-            .filter(|r| r.peer() == me)
-            .map(|r| r.digest_with(&mut memo))
-            .collect();
+        // results of one service share their tetraplet: compare the peer once per tetraplet
+        let mut last: (*const crate::value::Tetraplet, bool) = (std::ptr::null(), false);
+        let mut mine = |r: &crate::data::Produced<'_, '_>| {
+            let t = Arc::as_ptr(r.tetraplet());
+            if last.0 != t {
+                last = (t, r.peer() == me);
+            }
+            last.1
+        };
+        let digests: Vec<[u8; 32]> =
+            trace.iter().filter_map(State::result).filter(|r| mine(r)).map(|r| r.digest_with(&mut memo)).collect();
         if !digests.is_empty() {
             let key = crate::peer_id::signing_key(secret);
             all.push(Attestation::sign(&key, &params.particle_id, me, digests));
@@ -298,11 +304,12 @@ pub fn run_with_cache(
             format!("malformed key pair: expected a 32-byte Ed25519 secret, got {} bytes", params.secret_key.len());
         return refuse(prev_data, code::KEY, msg);
     };
-    let prev = match decode(prev_data, "previous data") {
+    let buffers = scratch::take();
+    let prev = match decode(prev_data, "previous data", buffers.prev) {
         Ok(d) => d,
         Err((c, m)) => return refuse(prev_data, c, m),
     };
-    let current = match decode(current_data, "current data") {
+    let current = match decode(current_data, "current data", buffers.cur) {
         Ok(d) => d,
         Err((c, m)) => return refuse(prev_data, c, m),
     };
@@ -321,9 +328,11 @@ pub fn run_with_cache(
         timestamp: params.timestamp,
         ttl: params.ttl,
         limits,
+        constant_args: parsed.constant_args(),
     };
-    let trace = TraceHandler::new(prev.trace, current.trace);
-    let result = Engine::new(ast, ctx, trace, prev.lcid, call_results).run();
+    let trace = TraceHandler::with_buffers(prev.trace, current.trace, buffers.result, buffers.pos_map);
+    let result = Engine::new(ast, ctx, trace, prev.lcid, call_results, buffers.texts, buffers.env).run();
+    let spare = result.spare;
     let (ret_code, error_message) = match &result.result {
         Ok(()) if !result.unconsumed.is_empty() => (
             code::UNPROCESSED_CALL_RESULTS,
@@ -341,10 +350,20 @@ pub fn run_with_cache(
         lcid: result.lcid,
         attestations,
     };
+    let encoded = data.encode();
+    let [prev, cur] = spare.inputs;
+    scratch::give(scratch::Buffers {
+        prev,
+        cur,
+        result: data.trace,
+        pos_map: spare.pos_map,
+        texts: spare.texts,
+        env: spare.env,
+    });
     Outcome {
         ret_code,
         error_message,
-        data: data.encode(),
+        data: encoded,
         next_peers: result.next_peers,
         call_requests: result.call_requests,
     }

@@ -54,6 +54,7 @@ mod hash;
 mod interpreter;
 mod json;
 pub mod parser;
+mod scratch;
 mod script_cache;
 pub use weft_abi::peer_id;
 mod plugin;

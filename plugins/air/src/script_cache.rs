@@ -13,12 +13,17 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::data::ArgumentHash;
+use crate::exec::constant_argument_hashes;
 use crate::parser::{Ast, ParseError, ParseLimits, parse_with_limits};
 
 /// A script's text and its syntax tree, which borrows the text.
 pub(crate) struct Parsed {
     /// Declared first: dropped before the text it points into.
     ast: Ast<'static>,
+    /// The argument forms of the calls with constant arguments (see
+    /// [`constant_argument_hashes`]).
+    constant_args: Vec<Option<ArgumentHash>>,
     max_depth: usize,
     text: Arc<str>,
 }
@@ -32,7 +37,8 @@ impl Parsed {
         // (fields drop in declaration order). The `'static` never leaves this module: `ast()`
         // hands the tree out for as long as `self` is borrowed, no longer.
         let ast = unsafe { std::mem::transmute::<Ast<'_>, Ast<'static>>(ast) };
-        Ok(Parsed { ast, max_depth: limits.max_depth, text })
+        let constant_args = constant_argument_hashes(&ast);
+        Ok(Parsed { ast, constant_args, max_depth: limits.max_depth, text })
     }
 
     fn ast(&self) -> &Ast<'_> {
@@ -55,6 +61,15 @@ impl Script<'_> {
         match self {
             Script::Own(ast) => ast,
             Script::Shared(p) => p.ast(),
+        }
+    }
+
+    /// The argument forms of the calls with constant arguments, by call index (empty for a
+    /// script parsed for one run only: a run computes them as its calls need them).
+    pub(crate) fn constant_args(&self) -> &[Option<ArgumentHash>] {
+        match self {
+            Script::Own(_) => &[],
+            Script::Shared(p) => &p.constant_args,
         }
     }
 }

@@ -73,6 +73,17 @@ pub struct TraceHandler<'a> {
     pos_map: Vec<(u32, u32)>,
 }
 
+/// A finished [`TraceHandler`]: the result trace, and the buffers of the inputs and the
+/// position map (kept for the next run, see `scratch`).
+pub struct Parts<'a> {
+    /// The result trace.
+    pub result: Vec<State<'a>>,
+    /// The previous and the current trace.
+    pub inputs: [Vec<State<'a>>; 2],
+    /// The position map.
+    pub pos_map: Vec<(u32, u32)>,
+}
+
 /// What the trace says about a call.
 #[derive(Debug)]
 pub enum CallMerge<'a> {
@@ -138,11 +149,27 @@ fn describe(s: Option<&State<'_>>) -> String {
 
 impl<'a> TraceHandler<'a> {
     /// A handler over the two input traces.
+    #[cfg(test)]
     pub fn new(prev: Vec<State<'a>>, cur: Vec<State<'a>>) -> Self {
+        Self::with_buffers(prev, cur, Vec::new(), Vec::new())
+    }
+
+    /// A handler over the two input traces, writing the result trace and the position map into
+    /// the storage of `result` and `pos_map` (emptied first).
+    pub fn with_buffers(
+        prev: Vec<State<'a>>,
+        cur: Vec<State<'a>>,
+        mut result: Vec<State<'a>>,
+        mut pos_map: Vec<(u32, u32)>,
+    ) -> Self {
         let pw = Window { pos: 0, end: prev.len() };
         let cw = Window { pos: 0, end: cur.len() };
         let capacity = prev.len().max(cur.len());
-        TraceHandler { prev, cur, pw, cw, result: Vec::with_capacity(capacity), pos_map: Vec::with_capacity(capacity) }
+        result.clear();
+        result.reserve(capacity);
+        pos_map.clear();
+        pos_map.reserve(capacity);
+        TraceHandler { prev, cur, pw, cw, result, pos_map }
     }
 
     /// States in the longer input trace.
@@ -468,9 +495,9 @@ impl<'a> TraceHandler<'a> {
         }
     }
 
-    /// The result trace.
-    pub fn into_result(self) -> Vec<State<'a>> {
-        self.result
+    /// The result trace, and the input traces and position map (for their storage).
+    pub fn into_parts(self) -> Parts<'a> {
+        Parts { result: self.result, inputs: [self.prev, self.cur], pos_map: self.pos_map }
     }
 }
 

@@ -154,17 +154,51 @@ pub struct Env {
     canons: Vec<Vec<Option<Arc<CanonValue>>>>,
 }
 
+/// The scalar tables of an [`Env`], kept from run to run (see `scratch`).
+#[derive(Debug, Default)]
+pub struct EnvBuffers {
+    scalars: Vec<u32>,
+    bindings: Vec<Binding>,
+}
+
+impl EnvBuffers {
+    /// Emptied, or dropped when a table's capacity is above `max_bytes`.
+    pub fn kept(mut self, max_bytes: usize) -> Self {
+        self.scalars.clear();
+        self.bindings.clear();
+        if self.scalars.capacity() * 4 > max_bytes {
+            self.scalars = Vec::new();
+        }
+        if self.bindings.capacity().saturating_mul(std::mem::size_of::<Binding>()) > max_bytes {
+            self.bindings = Vec::new();
+        }
+        self
+    }
+}
+
 impl Env {
     /// An empty environment with the global scope, for a script with `names` names.
+    #[cfg(test)]
     pub fn new(names: u32) -> Self {
+        Self::with_buffers(names, EnvBuffers::default())
+    }
+
+    /// An empty environment with the global scope, for a script with `names` names, in the
+    /// storage of `buffers`.
+    pub fn with_buffers(names: u32, buffers: EnvBuffers) -> Self {
         let names = names as usize;
+        let EnvBuffers { mut scalars, mut bindings } = buffers;
+        scalars.clear();
+        scalars.resize(names, NONE);
+        bindings.clear();
         // most names of a script are bound once
-        Env {
-            scalars: vec![NONE; names],
-            bindings: Vec::with_capacity(names),
-            parents: vec![NONE],
-            ..Default::default()
-        }
+        bindings.reserve(names);
+        Env { scalars, bindings, parents: vec![NONE], ..Default::default() }
+    }
+
+    /// The scalar tables, for the next run.
+    pub fn into_buffers(self) -> EnvBuffers {
+        EnvBuffers { scalars: self.scalars, bindings: self.bindings }
     }
 
     /// Whether the current scope is global (outside any fold).

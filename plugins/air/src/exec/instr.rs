@@ -12,7 +12,7 @@ use super::val::Val;
 use super::{Engine, ErrorSlot};
 use crate::data::{ArgumentHash, CallState, CanonElement, CanonResult, CanonState, OutputKind, ServiceResult, State};
 use crate::interpreter::CallRequest;
-use crate::parser::{Ap, ApDest, ApMap, Call, CallOutput, Canon, CanonDest, Fail, Name, NodeId, Value};
+use crate::parser::{Ap, ApDest, ApMap, Ast, Call, CallOutput, Canon, CanonDest, Fail, Name, NodeId, Value};
 use crate::trace::{CallMerge, Source};
 use crate::value::Tetraplet;
 
@@ -36,6 +36,41 @@ fn is_literal(v: &Value<'_>) -> bool {
             | Value::Timestamp
             | Value::Ttl
     )
+}
+
+/// The JSON text of a constant argument as the run would write it (`None`: not a constant, or
+/// one whose text the run computes, like a float).
+fn constant_text(v: &Value<'_>, out: &mut Vec<u8>) -> Option<()> {
+    match v {
+        Value::Literal(s) => crate::json::write_str(out, s),
+        Value::Number(crate::parser::Number::Int(n)) => crate::json::write_int(out, *n),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::EmptyArray => out.extend_from_slice(b"[]"),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// For each call of `ast` (by index), the [`ArgumentHash`] of its argument list when every
+/// argument is a constant (`["a" 1 true []]`): the same in every run, so the script cache keeps
+/// it with the tree and a replayed call compares the recorded form without writing the text.
+pub(crate) fn constant_argument_hashes(ast: &Ast<'_>) -> Vec<Option<ArgumentHash>> {
+    let mut buf = Vec::new();
+    ast.calls
+        .iter()
+        .map(|c| {
+            buf.clear();
+            buf.push(b'[');
+            for (i, a) in ast.call_args(c).iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                constant_text(a, &mut buf)?;
+            }
+            buf.push(b']');
+            Some(ArgumentHash::of(&buf))
+        })
+        .collect()
 }
 
 /// A resolved peer, service or function name.
@@ -169,16 +204,26 @@ impl<'a> Engine<'a> {
         Tetraplet::new(peer, service, function)
     }
 
-    pub(crate) fn exec_call(&mut self, node: NodeId, c: &'a Call<'a>) -> Result<(), ExecError> {
+    pub(crate) fn exec_call(&mut self, node: NodeId, index: u32) -> Result<(), ExecError> {
+        let c = self.ast.call(index);
+        let constant = self.ctx.constant_args.get(index as usize).copied().flatten();
         // the argument list's buffer is reused from call to call
         let mut args = std::mem::take(&mut self.arg_scratch);
-        let result = self.call_with(node, c, &mut args);
+        let result = self.call_with(node, c, constant, &mut args);
         args.clear();
         self.arg_scratch = args;
         result
     }
 
-    fn call_with(&mut self, node: NodeId, c: &'a Call<'a>, args: &mut Vec<Arg<'a>>) -> Result<(), ExecError> {
+    /// `constant`: the argument form of a call whose arguments are all constants (see
+    /// [`constant_argument_hashes`]); its argument list is then built only for a call request.
+    fn call_with(
+        &mut self,
+        node: NodeId,
+        c: &'a Call<'a>,
+        constant: Option<ArgumentHash>,
+        args: &mut Vec<Arg<'a>>,
+    ) -> Result<(), ExecError> {
         let current = self.ctx.current_peer_id;
         // 1. triplet
         let mut parts: [Option<Part<'a>>; 3] = [None, None, None];
@@ -202,7 +247,7 @@ impl<'a> Engine<'a> {
         let mut joinable = false;
         let call_args = self.ast.call_args(c);
         args.clear();
-        for a in call_args {
+        for a in call_args.iter().filter(|_| constant.is_none()) {
             if is_literal(a) {
                 args.push(Arg::Literal(a));
                 continue;
@@ -236,6 +281,9 @@ impl<'a> Engine<'a> {
                     self.complete = false;
                     return Ok(());
                 }
+                if constant.is_some() {
+                    args.extend(call_args.iter().map(Arg::Literal));
+                }
                 self.request(service, function, args);
                 Ok(())
             }
@@ -243,7 +291,7 @@ impl<'a> Engine<'a> {
                 match self.call_results.get(&id) {
                     Some(result) => {
                         self.consumed.insert(id);
-                        let argument_hash = self.argument_hash(args);
+                        let argument_hash = constant.unwrap_or_else(|| self.argument_hash(args));
                         self.consume(node, c, service, function, argument_hash, result.ret_code, &result.result)
                     }
                     None => {
@@ -255,6 +303,9 @@ impl<'a> Engine<'a> {
             }
             CallMerge::Met(sent @ CallState::SentBy { .. }, _) => {
                 if peer == current && !joinable {
+                    if constant.is_some() {
+                        args.extend(call_args.iter().map(Arg::Literal));
+                    }
                     self.request(service, function, args);
                 } else {
                     self.trace.push(State::Call(sent));
@@ -275,7 +326,7 @@ impl<'a> Engine<'a> {
                     }
                     .into());
                 }
-                if !joinable && result.argument_hash != self.argument_hash(args) {
+                if !joinable && result.argument_hash != constant.unwrap_or_else(|| self.argument_hash(args)) {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "argument hash",

@@ -23,7 +23,10 @@ use crate::interpreter::{CallRequest, CallResult, Limits};
 use crate::parser::{Ast, Fold, Instr, Iterable, Name, NodeId};
 use crate::trace::{FoldCtx, ParCtx, TraceError, TraceHandler};
 use crate::value::Tetraplet;
+pub(crate) use env::EnvBuffers;
 use env::{Cursor, Env, Item};
+pub(crate) use instr::constant_argument_hashes;
+pub(crate) use val::TextBuffer;
 use val::Texts;
 
 /// Run parameters the engine needs.
@@ -33,6 +36,9 @@ pub(crate) struct Ctx<'a> {
     pub timestamp: u64,
     pub ttl: u32,
     pub limits: &'a Limits,
+    /// The argument forms of the calls with constant arguments, by call index (empty when the
+    /// script is not from the cache: computed as the calls run).
+    pub constant_args: &'a [Option<crate::data::ArgumentHash>],
 }
 
 /// `%last_error%` or `:error:` with its arming flag.
@@ -117,6 +123,16 @@ pub(crate) struct RunResult<'a> {
     pub call_requests: Vec<CallRequest>,
     pub lcid: u32,
     pub unconsumed: Vec<u32>,
+    /// The storage of the run's large buffers, emptied or not, for the next run (see `scratch`).
+    pub spare: Spare<'a>,
+}
+
+/// The storage of a run's buffers other than the result trace.
+pub(crate) struct Spare<'a> {
+    pub inputs: [Vec<crate::data::State<'a>>; 2],
+    pub pos_map: Vec<(u32, u32)>,
+    pub texts: TextBuffer<'a>,
+    pub env: EnvBuffers,
 }
 
 /// One run of the interpreter over a parsed script.
@@ -160,6 +176,8 @@ impl<'a> Engine<'a> {
         trace: TraceHandler<'a>,
         lcid: u32,
         call_results: &'a BTreeMap<u32, CallResult>,
+        texts: TextBuffer<'a>,
+        env: EnvBuffers,
     ) -> Self {
         let literal = Arc::new(Tetraplet::literal(ctx.init_peer_id));
         Engine {
@@ -169,12 +187,12 @@ impl<'a> Engine<'a> {
             scratch: Vec::new(),
             arg_scratch: Vec::new(),
             me: None,
-            texts: Texts::with_capacity(trace.input_len()),
+            texts: Texts::with_buffer(texts, trace.input_len()),
             pars: Vec::new(),
             ast,
             ctx,
             trace,
-            env: Env::new(ast.names),
+            env: Env::with_buffers(ast.names, env),
             complete: true,
             last_error: ErrorSlot::none(),
             error: ErrorSlot::none(),
@@ -197,9 +215,11 @@ impl<'a> Engine<'a> {
             self.trace.set_generation(pos, g);
         }
         let unconsumed = self.call_results.keys().filter(|id| !self.consumed.contains(id)).copied().collect();
+        let crate::trace::Parts { result: trace, inputs, pos_map } = self.trace.into_parts();
         RunResult {
             result,
-            trace: self.trace.into_result(),
+            trace,
+            spare: Spare { inputs, pos_map, texts: self.texts.into_buffer(), env: self.env.into_buffers() },
             produced: self.produced,
             next_peers: self.next_peers,
             call_requests: self.call_requests,
@@ -295,7 +315,7 @@ impl<'a> Engine<'a> {
                 stack.push(Frame::New(kind));
                 Step::Exec(*body)
             }
-            Instr::Call(c) => Step::Return(self.exec_call(node, ast.call(*c))),
+            Instr::Call(c) => Step::Return(self.exec_call(node, *c)),
             Instr::Canon(c) => Step::Return(self.exec_canon(node, c)),
             Instr::Ap(a) => Step::Return(self.exec_ap(node, ast.ap(*a))),
             Instr::ApMap(a) => Step::Return(self.exec_ap_map(node, a)),

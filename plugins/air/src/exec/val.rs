@@ -30,7 +30,7 @@ impl From<JValue> for Val {
 }
 
 #[derive(Debug)]
-struct Text<'a> {
+pub(crate) struct Text<'a> {
     text: &'a str,
     /// serde_json would write the parsed value as exactly this text.
     canonical: bool,
@@ -46,10 +46,37 @@ pub(crate) struct Texts<'a> {
     failed: Cell<bool>,
 }
 
+/// The storage of a [`Texts`], kept from run to run (see `scratch`).
+#[derive(Debug, Default)]
+pub(crate) struct TextBuffer<'a>(Vec<Text<'a>>);
+
+impl<'a> TextBuffer<'a> {
+    /// The same (empty) allocation for texts of another lifetime.
+    pub fn relabel<'b>(self) -> TextBuffer<'b> {
+        TextBuffer(crate::scratch::relabel(self.0))
+    }
+
+    /// Emptied, or dropped when its capacity is above `max_bytes`.
+    pub fn kept<'b>(self, max_bytes: usize) -> TextBuffer<'b> {
+        if self.0.capacity().saturating_mul(std::mem::size_of::<Text<'_>>()) > max_bytes {
+            return TextBuffer::default();
+        }
+        self.relabel()
+    }
+}
+
 impl<'a> Texts<'a> {
-    /// Room for `n` texts.
-    pub fn with_capacity(n: usize) -> Self {
-        Texts { texts: Vec::with_capacity(n), failed: Cell::new(false) }
+    /// Room for `n` texts, in `buffer`'s storage.
+    pub fn with_buffer(buffer: TextBuffer<'a>, n: usize) -> Self {
+        let mut texts = buffer.0;
+        texts.clear();
+        texts.reserve(n);
+        Texts { texts, failed: Cell::new(false) }
+    }
+
+    /// The storage, for the next run.
+    pub fn into_buffer(self) -> TextBuffer<'a> {
+        TextBuffer(self.texts)
     }
 
     /// The value of the JSON text `text`: kept as text when it is valid JSON, parsed now when the

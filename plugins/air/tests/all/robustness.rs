@@ -206,6 +206,30 @@ fn replay_checks_the_arguments_inline_and_hashed() {
 }
 
 #[test]
+fn cached_constant_arguments_match_the_ones_a_run_writes() {
+    use weft_plugin_air::{ScriptCache, run_with_cache};
+    // the script cache keeps the argument form of calls with constant arguments; a run without
+    // the cache writes it as the call runs: both must agree, in both directions
+    let long = format!("\"{}\"", "z".repeat(40));
+    for args in ["", "\"a\" 1 -7 true false []", "0 \"\"", long.as_str()] {
+        let (air, data, a) = replayed(args);
+        let uncached = ScriptCache::new(0, 0);
+        let cached = ScriptCache::new(1 << 20, 4);
+        let p = params(&a, &a);
+        let via_cache = run_with_cache(&air, &data, &[], &p, &CallResults::new(), &cached);
+        let without = run_with_cache(&air, &data, &[], &p, &CallResults::new(), &uncached);
+        assert_eq!((via_cache.ret_code, without.ret_code), (0, 0), "[{args}]: {}", via_cache.error_message);
+        assert_eq!(via_cache.data, without.data, "[{args}]");
+        // a result recorded for other arguments is refused either way
+        let forged = resigned(&data, &a, |r| r.argument_hash = weft_plugin_air::data::ArgumentHash::of(b"[2]"));
+        for cache in [&cached, &uncached] {
+            let out = run_with_cache(&air, &[], &forged, &p, &CallResults::new(), cache);
+            assert_eq!(out.ret_code, 20017, "[{args}]: {}", out.error_message);
+        }
+    }
+}
+
+#[test]
 fn replay_checks_the_tetraplet() {
     let (air, data, a) = replayed("1");
     let forged = resigned(&data, &a, |r| {

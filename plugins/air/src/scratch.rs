@@ -1,0 +1,115 @@
+//! The large buffers of a run, kept per thread from one run to the next.
+//!
+//! A run over a long trace needs a few buffers of about the trace's size: the decoded input
+//! traces, the result trace, the trace handler's position map, the table of lazy JSON texts and
+//! the scalar bindings (10,000 states: ~3 MB). Allocated fresh on every run, they are fresh
+//! memory every time: glibc hands blocks that large back to the kernel when they are freed, and
+//! the next run page-faults them in again (a third of the time of a 10,000-call replay). So each
+//! thread keeps the buffers of its last run, emptied, and the next run starts from them.
+//!
+//! Bounds: one set per thread that runs the interpreter, and a buffer whose capacity is above
+//! [`MAX_KEPT_BYTES`] is freed instead of kept, so an unusual particle does not pin its memory.
+//! The values in the buffers are dropped when a run ends; only the capacity is kept.
+
+use std::cell::RefCell;
+
+use crate::data::State;
+use crate::exec::{EnvBuffers, TextBuffer};
+
+/// Largest buffer kept for the next run (bytes of capacity).
+pub const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The buffers of one run. The states and texts borrow the run's inputs (`'a`); the buffers are
+/// handed back empty.
+#[derive(Default)]
+pub(crate) struct Buffers<'a> {
+    /// The decoded `prev_data` trace.
+    pub prev: Vec<State<'a>>,
+    /// The decoded `current_data` trace.
+    pub cur: Vec<State<'a>>,
+    /// The result trace.
+    pub result: Vec<State<'a>>,
+    /// The trace handler's positions of merged states.
+    pub pos_map: Vec<(u32, u32)>,
+    /// The lazy JSON texts.
+    pub texts: TextBuffer<'a>,
+    /// The scalar environment's tables.
+    pub env: EnvBuffers,
+}
+
+thread_local! {
+    static KEPT: RefCell<Buffers<'static>> = RefCell::new(Buffers::default());
+}
+
+/// Gives an empty vector of another lifetime the same allocation. The element types differ in
+/// lifetimes only; `into_iter().map().collect()` of a `Vec` into a `Vec` of an element type of
+/// the same size and alignment collects in place (std's in-place iteration), so the capacity is
+/// kept (`buffers_are_reused` below checks it).
+pub(crate) fn relabel<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+}
+
+/// Empties `v` and keeps it when it is not too large.
+fn keep<T, U>(v: Vec<T>) -> Vec<U> {
+    if v.capacity().saturating_mul(std::mem::size_of::<T>()) > MAX_KEPT_BYTES {
+        return Vec::new();
+    }
+    relabel(v)
+}
+
+/// The buffers this thread kept from its last run (empty ones on the first run).
+pub(crate) fn take<'a>() -> Buffers<'a> {
+    let b = KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()));
+    Buffers {
+        prev: relabel(b.prev),
+        cur: relabel(b.cur),
+        result: relabel(b.result),
+        pos_map: b.pos_map,
+        texts: b.texts.relabel(),
+        env: b.env,
+    }
+}
+
+/// Keeps the buffers of a finished run for this thread's next run (their contents are dropped
+/// here).
+pub(crate) fn give(b: Buffers<'_>) {
+    let kept = Buffers {
+        prev: keep(b.prev),
+        cur: keep(b.cur),
+        result: keep(b.result),
+        pos_map: keep(b.pos_map),
+        texts: b.texts.kept(MAX_KEPT_BYTES),
+        env: b.env.kept(MAX_KEPT_BYTES),
+    };
+    // a thread being torn down has no storage left: the buffers are simply freed
+    let _ = KEPT.try_with(|k| *k.borrow_mut() = kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relabel_keeps_the_allocation() {
+        let mut v: Vec<State<'_>> = Vec::with_capacity(1000);
+        v.push(State::Ap { generation: 1 });
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<State<'static>> = relabel(v);
+        assert_eq!((w.len(), w.capacity(), w.as_ptr() as usize), (0, 1000, ptr));
+    }
+
+    #[test]
+    fn buffers_are_reused_and_bounded() {
+        let mut b = take();
+        b.result.reserve(5000);
+        b.result.push(State::Ap { generation: 0 });
+        let ptr = b.result.as_ptr() as usize;
+        b.prev.reserve(MAX_KEPT_BYTES / std::mem::size_of::<State<'_>>() + 1);
+        give(b);
+        let b = take();
+        assert_eq!((b.result.len(), b.result.as_ptr() as usize), (0, ptr));
+        assert!(b.result.capacity() >= 5000);
+        assert_eq!(b.prev.capacity(), 0, "a buffer above the bound is freed");
+    }
+}
