@@ -190,6 +190,40 @@ fn string(b: &[u8], i: usize, canonical: &mut bool) -> Option<usize> {
 
 /// Writes `s` as a JSON string, as serde_json writes it.
 #[inline]
+/// The element texts of `text`, a JSON array in the compact form serde_json writes (one
+/// [`check`] called valid and canonical: no whitespace), without parsing it. `None` when `text`
+/// is not such an array. Each element is itself valid, compact JSON.
+pub(crate) fn canonical_elements(text: &str) -> Option<Vec<&str>> {
+    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+    if inner.is_empty() {
+        return Some(Vec::new());
+    }
+    let b = inner.as_bytes();
+    let mut out = Vec::new();
+    let (mut depth, mut start, mut i) = (0usize, 0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while *b.get(i)? != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.checked_sub(1)?,
+            b',' if depth == 0 => {
+                out.push(inner.get(start..i)?);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (depth == 0).then_some(())?;
+    out.push(inner.get(start..)?);
+    Some(out)
+}
+
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|c| SPECIAL[c as usize]) {
         // writing into a Vec cannot fail
@@ -295,6 +329,28 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_elements_split_compact_arrays() {
+        let text = r#"["a,b",1,[2,[3]],{"k":"]"},"x[",null,-15,{"a":{"b":[]}}]"#;
+        assert_eq!(check(text), Check::Valid { canonical: true });
+        let elements = canonical_elements(text).unwrap();
+        assert_eq!(
+            elements,
+            [r#""a,b""#, "1", "[2,[3]]", r#"{"k":"]"}"#, r#""x[""#, "null", "-15", r#"{"a":{"b":[]}}"#]
+        );
+        let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+        for (e, v) in elements.iter().zip(parsed.as_array().unwrap()) {
+            assert_eq!(&serde_json::from_str::<serde_json::Value>(e).unwrap(), v);
+            assert_eq!(check(e), Check::Valid { canonical: true });
+        }
+        // escaped quotes do not end a string
+        assert_eq!(canonical_elements(r#"["q\"x,",1]"#), Some(vec![r#""q\"x,""#, "1"]));
+        assert_eq!(canonical_elements("[]"), Some(vec![]));
+        for not_one in ["{}", "1", "\"[]\"", "[1", "[1]]", "[\"]"] {
+            assert_eq!(canonical_elements(not_one), None, "{not_one}");
+        }
+    }
     use proptest::prelude::*;
     use serde_json::Value;
 

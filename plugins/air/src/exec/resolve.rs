@@ -231,25 +231,34 @@ impl Engine<'_> {
                 }
                 _ => {
                     let Some(r) = self.resolve(iterable)? else { return Ok(None) };
+                    let base = r.tetraplet_or(&self.literal);
+                    let lens = |i: usize| {
+                        use std::fmt::Write;
+                        let mut lens = String::with_capacity(12);
+                        let _ = write!(lens, ".$.[{i}]");
+                        lens
+                    };
+                    // an array still in its (compact) text: its elements stay text too
+                    if let Some(values) = self.texts.lazy_elements(&r.value) {
+                        let items = values.into_iter().enumerate().map(|(i, value)| Item {
+                            value,
+                            tetraplet: Arc::new(base.with_lens(&lens(i))),
+                            trace_pos: None,
+                        });
+                        return Ok(Some(items.collect()));
+                    }
                     let JValue::Array(values) = self.texts.json_ref(&r.value) else {
                         let value = self.texts.json_ref(&r.value).clone();
                         return Err(CatchableError::FoldIteratesOverNonArray(value, iterable.to_string()));
                     };
-                    let base = r.tetraplet_or(&self.literal);
-                    let mut lens = String::new();
                     Ok(Some(
                         values
                             .iter()
                             .enumerate()
-                            .map(|(i, v)| {
-                                use std::fmt::Write;
-                                lens.clear();
-                                let _ = write!(lens, ".$.[{i}]");
-                                Item {
-                                    value: Val::from(v.clone()),
-                                    tetraplet: Arc::new(base.with_lens(&lens)),
-                                    trace_pos: None,
-                                }
+                            .map(|(i, v)| Item {
+                                value: Val::from(v.clone()),
+                                tetraplet: Arc::new(base.with_lens(&lens(i))),
+                                trace_pos: None,
                             })
                             .collect(),
                     ))

@@ -94,6 +94,20 @@ impl<'a> Texts<'a> {
         }
     }
 
+    /// The elements of a lazy value whose text is a compact JSON array, as lazy values of their
+    /// own texts (the array is not parsed). `None` for any other value.
+    pub fn lazy_elements(&mut self, v: &Val) -> Option<Vec<Val>> {
+        let Val::Lazy(i) = v else { return None };
+        let t = &self.texts[*i as usize];
+        if !t.canonical {
+            return None;
+        }
+        let elements = json::canonical_elements(t.text)?;
+        let first = self.texts.len();
+        self.texts.extend(elements.into_iter().map(|text| Text { text, canonical: true, parsed: OnceCell::new() }));
+        Some((first..self.texts.len()).map(|i| Val::Lazy(i as u32)).collect())
+    }
+
     /// The parsed value.
     pub fn json(&self, v: &Val) -> Arc<JValue> {
         match v {
