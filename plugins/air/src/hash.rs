@@ -115,7 +115,7 @@ pub type FastMap<K, V> = HashMap<K, V, FastState>;
 /// [`FastHasher`] hash, the id) keyed by the texts; the texts themselves are in a separate list
 /// indexed by id, read only when the hash matches. A script of 10,000 names probes a table of
 /// 16,384 slots (128 KiB, it stays in cache), about a third of the work of a `HashMap` entry.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Interner<'a> {
     /// `hash << 32 | id`, or [`EMPTY`].
     slots: Vec<u64>,
@@ -145,11 +145,21 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl<'a> Interner<'a> {
-    /// An interner with a table for about `names` names before it grows, and room reserved for
-    /// the texts of up to `at_most` of them.
-    pub fn with_capacity(names: usize, at_most: usize) -> Self {
-        let n = (names.max(8) * 8 / 5).next_power_of_two();
-        Interner { slots: vec![EMPTY; n], names: Vec::with_capacity(at_most), state: FastState::default() }
+    /// An interner with a table for about `expected` names before it grows, and room reserved
+    /// for the texts of up to `at_most` of them, in the storage of `slots` and `names` (emptied
+    /// first).
+    pub fn with_buffers(mut slots: Vec<u64>, mut names: Vec<&'a str>, expected: usize, at_most: usize) -> Self {
+        let n = (expected.max(8) * 8 / 5).next_power_of_two();
+        slots.clear();
+        slots.resize(n, EMPTY);
+        names.clear();
+        names.reserve(at_most);
+        Interner { slots, names, state: FastState::default() }
+    }
+
+    /// The storage, for another table.
+    pub fn into_buffers(self) -> (Vec<u64>, Vec<&'a str>) {
+        (self.slots, self.names)
     }
 
     /// Names numbered so far.
@@ -249,7 +259,7 @@ mod tests {
     #[test]
     fn interner_numbers_names_densely() {
         let names: Vec<String> = (0..5000).map(|i| format!("v{}", i % 1234)).collect();
-        let mut interner = Interner::with_capacity(4, 4);
+        let mut interner = Interner::with_buffers(Vec::new(), Vec::new(), 4, 4);
         let mut first_seen = std::collections::HashMap::new();
         for n in &names {
             let next = first_seen.len() as u32;

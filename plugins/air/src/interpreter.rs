@@ -10,7 +10,7 @@ use serde_json::Value as JValue;
 
 use crate::data::{Attestation, Data, DataError, State, TetrapletDigests};
 use crate::exec::{Ctx, Engine, ExecError};
-use crate::parser::ParseLimits;
+use crate::parser::{ParseBuffers, ParseLimits};
 use crate::scratch;
 use crate::script_cache::ScriptCache;
 use crate::trace::TraceHandler;
@@ -317,7 +317,8 @@ pub fn run_with_cache(
         return refuse(prev_data, code::SIGNATURE, format!("signature check failed: {msg}"));
     }
     let parse_limits = ParseLimits { max_depth: limits.max_nesting, max_size: limits.max_air_size };
-    let parsed = match scripts.parse(script, parse_limits) {
+    let mut parse_buffers = buffers.parse;
+    let parsed = match scripts.parse(script, parse_limits, &mut parse_buffers) {
         Ok(parsed) => parsed,
         Err(e) => return refuse(prev_data, code::PARSE, e.to_string()),
     };
@@ -351,20 +352,19 @@ pub fn run_with_cache(
         attestations,
     };
     let encoded = data.encode();
+    let (next_peers, call_requests) = (result.next_peers, result.call_requests);
     let [prev, cur] = spare.inputs;
-    scratch::give(scratch::Buffers {
+    let mut kept = scratch::Buffers {
         prev,
         cur,
         result: data.trace,
         pos_map: spare.pos_map,
         texts: spare.texts,
         env: spare.env,
-    });
-    Outcome {
-        ret_code,
-        error_message,
-        data: encoded,
-        next_peers: result.next_peers,
-        call_requests: result.call_requests,
+        parse: ParseBuffers::default(),
     }
+    .emptied();
+    kept.parse = parsed.into_buffers(parse_buffers).kept(scratch::MAX_KEPT_BYTES);
+    scratch::give(kept);
+    Outcome { ret_code, error_message, data: encoded, next_peers, call_requests }
 }

@@ -2,7 +2,8 @@
 //!
 //! A run over a long trace needs a few buffers of about the trace's size: the decoded input
 //! traces, the result trace, the trace handler's position map, the table of lazy JSON texts and
-//! the scalar bindings (10,000 states: ~3 MB). Allocated fresh on every run, they are fresh
+//! the scalar bindings (10,000 states: ~3 MB), and for a script parsed in the run (not from the
+//! script cache) the syntax tree's arenas. Allocated fresh on every run, they are fresh
 //! memory every time: glibc hands blocks that large back to the kernel when they are freed, and
 //! the next run page-faults them in again (a third of the time of a 10,000-call replay). So each
 //! thread keeps the buffers of its last run, emptied, and the next run starts from them.
@@ -15,6 +16,7 @@ use std::cell::RefCell;
 
 use crate::data::State;
 use crate::exec::{EnvBuffers, TextBuffer};
+use crate::parser::ParseBuffers;
 
 /// Largest buffer kept for the next run (bytes of capacity).
 pub const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
@@ -35,6 +37,8 @@ pub(crate) struct Buffers<'a> {
     pub texts: TextBuffer<'a>,
     /// The scalar environment's tables.
     pub env: EnvBuffers,
+    /// The arenas of a script parsed for this run only (not from the script cache).
+    pub parse: ParseBuffers<'a>,
 }
 
 thread_local! {
@@ -50,9 +54,9 @@ pub(crate) fn relabel<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
-/// Empties `v` and keeps it when it is not too large.
-fn keep<T, U>(v: Vec<T>) -> Vec<U> {
-    if v.capacity().saturating_mul(std::mem::size_of::<T>()) > MAX_KEPT_BYTES {
+/// Empties `v` and keeps it when its capacity is at most `max_bytes`.
+pub(crate) fn keep<T, U>(v: Vec<T>, max_bytes: usize) -> Vec<U> {
+    if v.capacity().saturating_mul(std::mem::size_of::<T>()) > max_bytes {
         return Vec::new();
     }
     relabel(v)
@@ -68,22 +72,30 @@ pub(crate) fn take<'a>() -> Buffers<'a> {
         pos_map: b.pos_map,
         texts: b.texts.relabel(),
         env: b.env,
+        parse: b.parse.kept(usize::MAX),
     }
 }
 
-/// Keeps the buffers of a finished run for this thread's next run (their contents are dropped
-/// here).
-pub(crate) fn give(b: Buffers<'_>) {
-    let kept = Buffers {
-        prev: keep(b.prev),
-        cur: keep(b.cur),
-        result: keep(b.result),
-        pos_map: keep(b.pos_map),
-        texts: b.texts.kept(MAX_KEPT_BYTES),
-        env: b.env.kept(MAX_KEPT_BYTES),
-    };
+impl Buffers<'_> {
+    /// The buffers emptied (their contents dropped here), without the ones above
+    /// [`MAX_KEPT_BYTES`], ready to be kept with [`give`].
+    pub(crate) fn emptied(self) -> Buffers<'static> {
+        Buffers {
+            prev: keep(self.prev, MAX_KEPT_BYTES),
+            cur: keep(self.cur, MAX_KEPT_BYTES),
+            result: keep(self.result, MAX_KEPT_BYTES),
+            pos_map: keep(self.pos_map, MAX_KEPT_BYTES),
+            texts: self.texts.kept(MAX_KEPT_BYTES),
+            env: self.env.kept(MAX_KEPT_BYTES),
+            parse: self.parse.kept(MAX_KEPT_BYTES),
+        }
+    }
+}
+
+/// Keeps the buffers of a finished run for this thread's next run.
+pub(crate) fn give(b: Buffers<'static>) {
     // a thread being torn down has no storage left: the buffers are simply freed
-    let _ = KEPT.try_with(|k| *k.borrow_mut() = kept);
+    let _ = KEPT.try_with(|k| *k.borrow_mut() = b);
 }
 
 #[cfg(test)]
@@ -106,7 +118,7 @@ mod tests {
         b.result.push(State::Ap { generation: 0 });
         let ptr = b.result.as_ptr() as usize;
         b.prev.reserve(MAX_KEPT_BYTES / std::mem::size_of::<State<'_>>() + 1);
-        give(b);
+        give(b.emptied());
         let b = take();
         assert_eq!((b.result.len(), b.result.as_ptr() as usize), (0, ptr));
         assert!(b.result.capacity() >= 5000);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::data::ArgumentHash;
 use crate::exec::constant_argument_hashes;
-use crate::parser::{Ast, ParseError, ParseLimits, parse_with_limits};
+use crate::parser::{Ast, ParseBuffers, ParseError, ParseLimits, parse_into, parse_with_limits};
 
 /// A script's text and its syntax tree, which borrows the text.
 pub(crate) struct Parsed {
@@ -56,11 +56,20 @@ pub(crate) enum Script<'s> {
     Shared(Arc<Parsed>),
 }
 
-impl Script<'_> {
+impl<'s> Script<'s> {
     pub(crate) fn ast(&self) -> &Ast<'_> {
         match self {
             Script::Own(ast) => ast,
             Script::Shared(p) => p.ast(),
+        }
+    }
+
+    /// The storage of a tree parsed for one run, with the name table's from `table`, for the
+    /// next parse (nothing for a shared tree).
+    pub(crate) fn into_buffers(self, table: ParseBuffers<'s>) -> ParseBuffers<'s> {
+        match self {
+            Script::Own(ast) => ParseBuffers::from_ast(ast, table),
+            Script::Shared(_) => table,
         }
     }
 
@@ -137,9 +146,17 @@ impl ScriptCache {
 
     /// The parsed `script`: the cached tree when the same text was parsed with the same limits,
     /// else a fresh parse (kept if it succeeded and fits).
-    pub(crate) fn parse<'s>(&self, script: &'s str, limits: ParseLimits) -> Result<Script<'s>, ParseError> {
+    ///
+    /// A tree parsed for this call only is built in the storage of `buffers` (see
+    /// [`Script::into_buffers`]).
+    pub(crate) fn parse<'s>(
+        &self,
+        script: &'s str,
+        limits: ParseLimits,
+        buffers: &mut ParseBuffers<'s>,
+    ) -> Result<Script<'s>, ParseError> {
         if !self.cacheable(script) {
-            return parse_with_limits(script, limits).map(Script::Own);
+            return parse_into(script, limits, buffers).map(Script::Own);
         }
         {
             let mut entries = self.lock();
@@ -184,34 +201,37 @@ mod tests {
     #[test]
     fn same_text_reuses_the_tree_other_text_does_not() {
         let cache = ScriptCache::new(1 << 20, 4);
-        let a = cache.parse("(seq (null) (null))", LIMITS).unwrap();
+        let a = cache.parse("(seq (null) (null))", LIMITS, &mut ParseBuffers::default()).unwrap();
         let copy = String::from("(seq (null) (null))");
-        let again = cache.parse(&copy, LIMITS).unwrap();
+        let again = cache.parse(&copy, LIMITS, &mut ParseBuffers::default()).unwrap();
         assert_eq!(shared(&a), shared(&again));
-        let b = cache.parse("(seq (null) (never))", LIMITS).unwrap();
+        let b = cache.parse("(seq (null) (never))", LIMITS, &mut ParseBuffers::default()).unwrap();
         assert_ne!(shared(&a), shared(&b));
         assert_eq!(cache.len(), 2);
         // other limits: parsed again (a depth limit can refuse what another accepts)
         let nested = "(seq (seq (null) (null)) (null))";
-        cache.parse(nested, LIMITS).unwrap();
+        cache.parse(nested, LIMITS, &mut ParseBuffers::default()).unwrap();
         assert_eq!(cache.len(), 3);
-        assert!(cache.parse(nested, ParseLimits { max_depth: 1, ..LIMITS }).is_err());
+        assert!(cache.parse(nested, ParseLimits { max_depth: 1, ..LIMITS }, &mut ParseBuffers::default()).is_err());
         assert_eq!(cache.len(), 3);
     }
 
     #[test]
     fn errors_are_not_kept_and_bounds_hold() {
         let cache = ScriptCache::new(64, 2);
-        assert!(cache.parse("(nul)", LIMITS).is_err());
+        assert!(cache.parse("(nul)", LIMITS, &mut ParseBuffers::default()).is_err());
         assert!(cache.is_empty());
         for s in ["(null)", "(never)", "(seq (null) (null))"] {
-            cache.parse(s, LIMITS).unwrap();
+            cache.parse(s, LIMITS, &mut ParseBuffers::default()).unwrap();
         }
         assert_eq!(cache.len(), 2, "at most 2 entries");
         let too_long = "(null)".to_string() + &" ".repeat(100);
-        assert!(matches!(cache.parse(&too_long, LIMITS).unwrap(), Script::Own(_)), "longer than the byte budget");
+        assert!(
+            matches!(cache.parse(&too_long, LIMITS, &mut ParseBuffers::default()).unwrap(), Script::Own(_)),
+            "longer than the byte budget"
+        );
         let none = ScriptCache::new(0, 0);
-        assert!(matches!(none.parse("(null)", LIMITS).unwrap(), Script::Own(_)));
+        assert!(matches!(none.parse("(null)", LIMITS, &mut ParseBuffers::default()).unwrap(), Script::Own(_)));
         assert!(none.is_empty());
     }
 
@@ -219,9 +239,10 @@ mod tests {
     fn a_cached_tree_outlives_the_callers_text() {
         let cache = ScriptCache::new(1 << 20, 4);
         let text = String::from(r#"(call "peer" ("svc" "fn") ["arg"] out)"#);
-        drop(cache.parse(&text, LIMITS).unwrap());
+        drop(cache.parse(&text, LIMITS, &mut ParseBuffers::default()).unwrap());
         drop(text);
-        let again = cache.parse(r#"(call "peer" ("svc" "fn") ["arg"] out)"#, LIMITS).unwrap();
+        let again =
+            cache.parse(r#"(call "peer" ("svc" "fn") ["arg"] out)"#, LIMITS, &mut ParseBuffers::default()).unwrap();
         let crate::parser::Instr::Call(c) = &again.ast().node(again.ast().root).instr else { panic!("a call") };
         assert!(format!("{:?}", again.ast().call(*c)).contains("svc"));
     }

@@ -11,4 +11,5 @@ mod validate;
 
 pub use ast::*;
 pub use error::{ParseError, ParseErrorKind, line_column};
+pub(crate) use parse::{ParseBuffers, parse_into};
 pub use parse::{ParseLimits, parse, parse_with_limits};

@@ -38,11 +38,58 @@ pub fn parse(script: &str) -> Result<Ast<'_>, ParseError> {
 /// # Errors
 /// Lexer, grammar and static-check errors (SPEC §1.4), size and depth limits.
 pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, ParseError> {
-    parse_impl(script, limits, true)
+    parse_impl(script, limits, true, &mut ParseBuffers::default())
+}
+
+/// The storage of a parse: the tree's arenas and the name table (kept from run to run for the
+/// scripts a run parses for itself, see `scratch`).
+#[derive(Default)]
+pub(crate) struct ParseBuffers<'a> {
+    pub nodes: Vec<Node<'a>>,
+    pub calls: Vec<Call<'a>>,
+    pub aps: Vec<Ap<'a>>,
+    pub args: Vec<Value<'a>>,
+    pub slots: Vec<u64>,
+    pub names: Vec<&'a str>,
+}
+
+impl<'a> ParseBuffers<'a> {
+    /// The storage of a tree that is no longer used (with the name table's, if any).
+    pub fn from_ast(ast: Ast<'a>, table: ParseBuffers<'a>) -> Self {
+        ParseBuffers { nodes: ast.nodes, calls: ast.calls, aps: ast.aps, args: ast.args, ..table }
+    }
+
+    /// Emptied, for a script of another lifetime; a buffer above `max_bytes` is dropped.
+    pub fn kept<'b>(self, max_bytes: usize) -> ParseBuffers<'b> {
+        use crate::scratch::keep;
+        ParseBuffers {
+            nodes: keep(self.nodes, max_bytes),
+            calls: keep(self.calls, max_bytes),
+            aps: keep(self.aps, max_bytes),
+            args: keep(self.args, max_bytes),
+            slots: keep(self.slots, max_bytes),
+            names: keep(self.names, max_bytes),
+        }
+    }
+}
+
+/// [`parse_with_limits`] into the storage of `buffers`; the name table's storage is handed
+/// back in `buffers` (the tree's is in the tree).
+pub(crate) fn parse_into<'a>(
+    script: &'a str,
+    limits: ParseLimits,
+    buffers: &mut ParseBuffers<'a>,
+) -> Result<Ast<'a>, ParseError> {
+    parse_impl(script, limits, true, buffers)
 }
 
 /// The parser, with or without its byte-level fast paths (tests compare both).
-fn parse_impl(script: &str, limits: ParseLimits, fast: bool) -> Result<Ast<'_>, ParseError> {
+fn parse_impl<'a>(
+    script: &'a str,
+    limits: ParseLimits,
+    fast: bool,
+    buffers: &mut ParseBuffers<'a>,
+) -> Result<Ast<'a>, ParseError> {
     if script.len() > limits.max_size {
         return Err(ParseError::new(
             ParseErrorKind::TooBig { size: script.len(), limit: limits.max_size },
@@ -57,21 +104,30 @@ fn parse_impl(script: &str, limits: ParseLimits, fast: bool) -> Result<Ast<'_>, 
     let parens = count_byte(b, b'(');
     let calls = count_pair(b, b'(', b'c');
     let aps = count_pair(b, b'(', b'a');
+    fn sized<T>(mut v: Vec<T>, n: usize) -> Vec<T> {
+        v.clear();
+        v.reserve(n);
+        v
+    }
+    let b = std::mem::take(buffers);
     let mut p = Parser {
         script,
         lexer: Lexer::new(script),
         pos: skip(script.as_bytes(), 0),
         peeked: None,
         last: Span::new(0, 0),
-        nodes: Vec::with_capacity(parens),
-        calls: Vec::with_capacity(calls),
-        aps: Vec::with_capacity(aps),
-        args: Vec::with_capacity(calls),
+        nodes: sized(b.nodes, parens),
+        calls: sized(b.calls, calls),
+        aps: sized(b.aps, aps),
+        args: sized(b.args, calls),
         v: Validator::new(script),
-        names: Interner::with_capacity(parens / 2, parens + 1),
+        names: Interner::with_buffers(b.slots, b.names, parens / 2, parens + 1),
         fast,
     };
-    let root = match p.parse_root(limits.max_depth) {
+    let root = p.parse_root(limits.max_depth);
+    let names = p.names.len();
+    (buffers.slots, buffers.names) = std::mem::take(&mut p.names).into_buffers();
+    let root = match root {
         Ok(root) => root,
         Err(e) => {
             // an unclosed string anywhere in the script is reported first, as if the whole
@@ -83,7 +139,7 @@ fn parse_impl(script: &str, limits: ParseLimits, fast: bool) -> Result<Ast<'_>, 
     if let Some(e) = p.v.finish() {
         return Err(e);
     }
-    Ok(Ast { nodes: p.nodes, root, names: p.names.len(), calls: p.calls, aps: p.aps, args: p.args })
+    Ok(Ast { nodes: p.nodes, root, names, calls: p.calls, aps: p.aps, args: p.args })
 }
 
 /// An open composite instruction (small: the frames of `seq`, `par` and `xor` are most of them).
@@ -1177,8 +1233,8 @@ mod tests {
 
     /// The fast paths and the token path agree: same tree, or the same error.
     fn same_with_and_without_fast_paths(script: &str) {
-        let with = parse_impl(script, ParseLimits::default(), true).map(|a| dump(&a));
-        let without = parse_impl(script, ParseLimits::default(), false).map(|a| dump(&a));
+        let with = parse_impl(script, ParseLimits::default(), true, &mut Default::default()).map(|a| dump(&a));
+        let without = parse_impl(script, ParseLimits::default(), false, &mut Default::default()).map(|a| dump(&a));
         assert_eq!(with, without, "{script:?}");
     }
 
