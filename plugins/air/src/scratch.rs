@@ -46,15 +46,24 @@ thread_local! {
 }
 
 /// Gives an empty vector of another lifetime the same allocation. The element types differ in
-/// lifetimes only; `into_iter().map().collect()` of a `Vec` into a `Vec` of an element type of
-/// the same size and alignment collects in place (std's in-place iteration), so the capacity is
-/// kept (`buffers_are_reused` below checks it).
-pub(crate) fn relabel<T, U>(mut v: Vec<T>) -> Vec<U> {
+/// lifetimes only (checked at compile time: same size and alignment), so the allocation has the
+/// layout a `Vec<U>` of that capacity expects.
+#[inline]
+pub(crate) fn relabel<T, U>(v: Vec<T>) -> Vec<U> {
+    const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<U>()) };
+    const { assert!(std::mem::align_of::<T>() == std::mem::align_of::<U>()) };
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // the elements are dropped here: only the storage changes hands
     v.clear();
-    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+    // SAFETY: `clear` leaves no element; the pointer and capacity come from a `Vec<T>` whose
+    // allocation is not used or freed again (`ManuallyDrop`), and `T` and `U` have the same size
+    // and alignment (asserted above), so `Layout::array::<U>(capacity)` is the layout it was
+    // allocated with. `Vec::from_raw_parts` with length 0 reads no element.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<U>(), 0, v.capacity()) }
 }
 
 /// Empties `v` and keeps it when its capacity is at most `max_bytes`.
+#[inline]
 pub(crate) fn keep<T, U>(v: Vec<T>, max_bytes: usize) -> Vec<U> {
     if v.capacity().saturating_mul(std::mem::size_of::<T>()) > max_bytes {
         return Vec::new();
@@ -62,18 +71,10 @@ pub(crate) fn keep<T, U>(v: Vec<T>, max_bytes: usize) -> Vec<U> {
     relabel(v)
 }
 
-/// The buffers this thread kept from its last run (empty ones on the first run).
+/// The buffers this thread kept from its last run (empty ones on the first run). They are
+/// empty, so they serve any lifetime (`Buffers` is covariant: `'static` shortens to `'a`).
 pub(crate) fn take<'a>() -> Buffers<'a> {
-    let b = KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()));
-    Buffers {
-        prev: relabel(b.prev),
-        cur: relabel(b.cur),
-        result: relabel(b.result),
-        pos_map: b.pos_map,
-        texts: b.texts.relabel(),
-        env: b.env,
-        parse: b.parse.kept(usize::MAX),
-    }
+    KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()))
 }
 
 impl Buffers<'_> {

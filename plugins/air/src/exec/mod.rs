@@ -51,7 +51,10 @@ struct ErrorSlot {
 
 impl ErrorSlot {
     fn none() -> Self {
-        ErrorSlot { object: Arc::new(json!({"error_code": 0, "message": ""})), tetraplet: None, armed: true }
+        // one shared object: every run starts with two of these
+        static NONE: std::sync::OnceLock<Arc<JValue>> = std::sync::OnceLock::new();
+        let object = NONE.get_or_init(|| Arc::new(json!({"error_code": 0, "message": ""}))).clone();
+        ErrorSlot { object, tetraplet: None, armed: true }
     }
 }
 

@@ -51,17 +51,9 @@ pub(crate) struct Texts<'a> {
 pub(crate) struct TextBuffer<'a>(Vec<Text<'a>>);
 
 impl<'a> TextBuffer<'a> {
-    /// The same (empty) allocation for texts of another lifetime.
-    pub fn relabel<'b>(self) -> TextBuffer<'b> {
-        TextBuffer(crate::scratch::relabel(self.0))
-    }
-
-    /// Emptied, or dropped when its capacity is above `max_bytes`.
+    /// Emptied, for texts of another lifetime; dropped when its capacity is above `max_bytes`.
     pub fn kept<'b>(self, max_bytes: usize) -> TextBuffer<'b> {
-        if self.0.capacity().saturating_mul(std::mem::size_of::<Text<'_>>()) > max_bytes {
-            return TextBuffer::default();
-        }
-        self.relabel()
+        TextBuffer(crate::scratch::keep(self.0, max_bytes))
     }
 }
 
