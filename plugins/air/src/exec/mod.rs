@@ -111,9 +111,28 @@ enum Frame<'a> {
     },
 }
 
+/// What the loop does next. Small enough to travel in a register: the error of a `Return` that
+/// failed waits in [`Engine::error_out`] (a 16-byte result written and read back through the
+/// stack on every instruction stalled the loop).
+#[derive(Clone, Copy)]
 enum Step {
     Exec(NodeId),
-    Return(Result<(), ExecError>),
+    ReturnOk,
+    ReturnErr,
+}
+
+/// `Step` for an instruction that returns `result` (an error is parked in the engine).
+macro_rules! ret {
+    ($engine:expr, $result:expr) => {{
+        let result: Result<(), ExecError> = $result;
+        match result {
+            Ok(()) => Step::ReturnOk,
+            Err(e) => {
+                $engine.error_out = Some(e);
+                Step::ReturnErr
+            }
+        }
+    }};
 }
 
 /// What a run produced.
@@ -170,6 +189,8 @@ pub(crate) struct Engine<'a> {
     texts: Texts<'a>,
     /// The trace contexts of the open pars (innermost last).
     pars: Vec<ParCtx>,
+    /// The error of the last [`Step::ReturnErr`].
+    error_out: Option<ExecError>,
 }
 
 impl<'a> Engine<'a> {
@@ -192,6 +213,7 @@ impl<'a> Engine<'a> {
             me: None,
             texts: Texts::with_buffer(texts, trace.input_len()),
             pars: Vec::new(),
+            error_out: None,
             ast,
             ctx,
             trace,
@@ -257,10 +279,16 @@ impl<'a> Engine<'a> {
                     }
                     step
                 }
-                Step::Return(result) => match stack.pop() {
-                    None => return result,
-                    Some(frame) => self.resume(frame, result, &mut stack),
-                },
+                Step::ReturnOk | Step::ReturnErr => {
+                    let result = match step {
+                        Step::ReturnErr => self.error_out.take().map_or(Ok(()), Err),
+                        _ => Ok(()),
+                    };
+                    match stack.pop() {
+                        None => return result,
+                        Some(frame) => self.resume(frame, result, &mut stack),
+                    }
+                }
             };
         }
     }
@@ -287,22 +315,22 @@ impl<'a> Engine<'a> {
                     stack.push(Frame::ParLeft { right: *r });
                     Step::Exec(*l)
                 }
-                Err(e) => Step::Return(Err(self.trace_err(node, e))),
+                Err(e) => ret!(self, Err(self.trace_err(node, e))),
             },
             Instr::Xor(l, r) => {
                 self.complete = true;
                 stack.push(Frame::XorLeft { right: *r });
                 Step::Exec(*l)
             }
-            Instr::Null => Step::Return(Ok(())),
+            Instr::Null => ret!(self, Ok(())),
             Instr::Never => {
                 self.complete = false;
-                Step::Return(Ok(()))
+                ret!(self, Ok(()))
             }
             Instr::Match(m) => match self.exec_match(node, &m.left, &m.right, m.negate) {
                 Ok(true) => Step::Exec(m.body),
-                Ok(false) => Step::Return(Ok(())),
-                Err(e) => Step::Return(Err(e)),
+                Ok(false) => ret!(self, Ok(())),
+                Err(e) => ret!(self, Err(e)),
             },
             Instr::New(new) => {
                 let (name, body) = (&new.name, &new.body);
@@ -318,11 +346,11 @@ impl<'a> Engine<'a> {
                 stack.push(Frame::New(kind));
                 Step::Exec(*body)
             }
-            Instr::Call(c) => Step::Return(self.exec_call(node, *c)),
-            Instr::Canon(c) => Step::Return(self.exec_canon(node, c)),
-            Instr::Ap(a) => Step::Return(self.exec_ap(node, ast.ap(*a))),
-            Instr::ApMap(a) => Step::Return(self.exec_ap_map(node, a)),
-            Instr::Fail(f) => Step::Return(self.exec_fail(node, f)),
+            Instr::Call(c) => ret!(self, self.exec_call(node, *c)),
+            Instr::Canon(c) => ret!(self, self.exec_canon(node, c)),
+            Instr::Ap(a) => ret!(self, self.exec_ap(node, ast.ap(*a))),
+            Instr::ApMap(a) => ret!(self, self.exec_ap_map(node, a)),
+            Instr::Fail(f) => ret!(self, self.exec_fail(node, f)),
             Instr::Fold(f) => self.start_fold(node, f, stack),
             Instr::Next(it) => self.start_next(**it, stack),
         }
@@ -332,11 +360,11 @@ impl<'a> Engine<'a> {
         match frame {
             Frame::Seq { right } => match result {
                 Ok(()) if self.complete => Step::Exec(right),
-                other => Step::Return(other),
+                other => ret!(self, other),
             },
             Frame::ParLeft { right } => {
                 if let Err(ExecError::Uncatchable(_)) = result {
-                    return Step::Return(result);
+                    return ret!(self, result);
                 }
                 let left_complete = self.complete;
                 if let Some(ctx) = self.pars.last_mut() {
@@ -348,17 +376,17 @@ impl<'a> Engine<'a> {
             }
             Frame::ParRight { left, left_complete } => {
                 if let Err(ExecError::Uncatchable(_)) = result {
-                    return Step::Return(result);
+                    return ret!(self, result);
                 }
                 if let Some(ctx) = self.pars.pop() {
                     self.trace.par_right_done(&ctx);
                 }
                 self.complete = left_complete || self.complete;
                 match (left, result) {
-                    (Err(_), Err(e)) => Step::Return(Err(e)),
+                    (Err(_), Err(e)) => ret!(self, Err(e)),
                     _ => {
                         self.last_error.armed = true;
-                        Step::Return(Ok(()))
+                        ret!(self, Ok(()))
                     }
                 }
             }
@@ -370,13 +398,13 @@ impl<'a> Engine<'a> {
                     stack.push(Frame::XorRight);
                     Step::Exec(right)
                 }
-                other => Step::Return(other),
+                other => ret!(self, other),
             },
             Frame::XorRight => {
                 if result.is_ok() {
                     self.error = ErrorSlot::none();
                 }
-                Step::Return(result)
+                ret!(self, result)
             }
             Frame::New(kind) => {
                 match kind {
@@ -393,12 +421,12 @@ impl<'a> Engine<'a> {
                         self.env.canon_slots(name).pop();
                     }
                 }
-                Step::Return(result)
+                ret!(self, result)
             }
             Frame::FoldScalar { iterator, prev_scope } => {
                 self.env.exit_iteration(prev_scope);
                 self.env.cursors_mut(iterator).pop();
-                Step::Return(result)
+                ret!(self, result)
             }
             Frame::Next { iterator, prev_scope } => {
                 self.env.exit_iteration(prev_scope);
@@ -412,7 +440,7 @@ impl<'a> Engine<'a> {
                     self.trace.iteration_end(&mut sf.ctx);
                     self.trace.iteration_after(&mut sf.ctx);
                 }
-                Step::Return(result)
+                ret!(self, result)
             }
             Frame::Last { iterator } => {
                 let fold = self.env.cursors(iterator).last().and_then(|c| c.stream_fold);
@@ -420,7 +448,7 @@ impl<'a> Engine<'a> {
                     let sf = &mut self.stream_folds[fi];
                     self.trace.iteration_after(&mut sf.ctx);
                 }
-                Step::Return(result)
+                ret!(self, result)
             }
             Frame::StreamGen { fold, prev_scope } => {
                 self.env.exit_iteration(prev_scope);
@@ -431,7 +459,7 @@ impl<'a> Engine<'a> {
                 self.trace.iteration_end(&mut sf.ctx);
                 sf.observed |= complete;
                 match result {
-                    Err(ExecError::Uncatchable(_)) => Step::Return(result),
+                    Err(ExecError::Uncatchable(_)) => ret!(self, result),
                     // catchable errors end this generation only
                     _ => self.next_generation(fold, stack),
                 }
@@ -441,7 +469,7 @@ impl<'a> Engine<'a> {
 
     fn start_fold(&mut self, node: NodeId, f: &'a Fold<'a>, stack: &mut Vec<Frame<'a>>) -> Step {
         if !self.env.cursors(f.iterator).is_empty() {
-            return Step::Return(Err(UncatchableError::IterableShadowing(f.iterator.to_string()).into()));
+            return ret!(self, Err(UncatchableError::IterableShadowing(f.iterator.to_string()).into()));
         }
         let stream = match &f.iterable {
             Iterable::Value(v) => {
@@ -449,12 +477,12 @@ impl<'a> Engine<'a> {
                     Ok(Some(items)) => items,
                     Ok(None) => {
                         self.complete = false;
-                        return Step::Return(Ok(()));
+                        return ret!(self, Ok(()));
                     }
-                    Err(e) => return Step::Return(Err(e)),
+                    Err(e) => return ret!(self, Err(e)),
                 };
                 if items.is_empty() {
-                    return Step::Return(Ok(()));
+                    return ret!(self, Ok(()));
                 }
                 let base_scope = self.env.scope;
                 self.env.cursors_mut(f.iterator).push(Cursor {
@@ -474,11 +502,11 @@ impl<'a> Engine<'a> {
         let stream = *stream;
         if self.env.stream(stream).is_none() {
             self.complete = false;
-            return Step::Return(Ok(()));
+            return ret!(self, Ok(()));
         }
         let ctx = match self.trace.fold_start() {
             Ok(ctx) => ctx,
-            Err(e) => return Step::Return(Err(self.trace_err(node, e))),
+            Err(e) => return ret!(self, Err(self.trace_err(node, e))),
         };
         let slot = self.env.stream_slots(stream).len() - 1;
         self.stream_folds.push(StreamFold {
@@ -505,7 +533,7 @@ impl<'a> Engine<'a> {
             let Some(stream) = stream else {
                 let sf = self.stream_folds.pop().expect("open stream fold");
                 self.trace.fold_end(sf.ctx);
-                return Step::Return(Ok(()));
+                return ret!(self, Ok(()));
             };
             if let Some(group) = sf.pending.pop_front() {
                 let items: Vec<Item> = group.iter().map(|i| stream.values[*i].item.clone()).collect();
@@ -545,7 +573,7 @@ impl<'a> Engine<'a> {
                 let sf = self.stream_folds.pop().expect("open stream fold");
                 self.complete = sf.observed;
                 self.trace.fold_end(sf.ctx);
-                return Step::Return(Ok(()));
+                return ret!(self, Ok(()));
             }
             sf.pending.extend(groups);
         }
@@ -553,7 +581,7 @@ impl<'a> Engine<'a> {
 
     fn start_next(&mut self, iterator: Name<'a>, stack: &mut Vec<Frame<'a>>) -> Step {
         let Some(cursor) = self.env.cursors_mut(iterator).last_mut() else {
-            return Step::Return(Err(UncatchableError::FoldStateNotFound(iterator.to_string()).into()));
+            return ret!(self, Err(UncatchableError::FoldStateNotFound(iterator.to_string()).into()));
         };
         let fold = cursor.stream_fold;
         if cursor.idx + 1 < cursor.items.len() {
@@ -579,7 +607,7 @@ impl<'a> Engine<'a> {
             let sf = &mut self.stream_folds[fi];
             self.trace.iteration_after(&mut sf.ctx);
         }
-        Step::Return(Ok(()))
+        ret!(self, Ok(()))
     }
 
     /// Records a catchable error raised by an instruction in `%last_error%` and `:error:`.
