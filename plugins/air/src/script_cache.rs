@@ -31,7 +31,7 @@ pub(crate) struct Parsed {
 impl Parsed {
     fn new(text: &str, limits: ParseLimits) -> Result<Self, ParseError> {
         let text: Arc<str> = Arc::from(text);
-        let ast = parse_with_limits(&text, limits)?;
+        let ast = parse_with_limits(&text, limits)?.into_execution_order();
         // SAFETY: `ast` borrows the bytes of `text`, a heap allocation owned by this struct
         // (through the Arc, whose contents never move) that is never replaced and outlives `ast`
         // (fields drop in declaration order). The `'static` never leaves this module: `ast()`

@@ -33,7 +33,8 @@ pub struct NodeId(pub u32);
 /// script text (`'a`).
 #[derive(Debug, Clone)]
 pub struct Ast<'a> {
-    /// All instructions; children come before their parents.
+    /// All instructions: as parsed, children come before their parents; in execution order
+    /// after [`Ast::into_execution_order`].
     pub nodes: Vec<Node<'a>>,
     /// The outermost instruction.
     pub root: NodeId,
@@ -79,7 +80,55 @@ impl fmt::Display for Name<'_> {
     }
 }
 
+impl Instr<'_> {
+    fn children_mut(&mut self) -> [Option<&mut NodeId>; 2] {
+        match self {
+            Instr::Seq(l, r) | Instr::Par(l, r) | Instr::Xor(l, r) => [Some(l), Some(r)],
+            Instr::Match(m) => [Some(&mut m.body), None],
+            Instr::New(n) => [Some(&mut n.body), None],
+            Instr::Fold(f) => [Some(&mut f.body), f.last.as_mut()],
+            _ => [None, None],
+        }
+    }
+}
+
 impl<'a> Ast<'a> {
+    /// The same tree with its instructions renumbered in execution order (an instruction, then
+    /// its first child's subtree, then its second's), so that a run reads the arena from front to
+    /// back instead of jumping through it (the parser writes children before their parents). The
+    /// script cache keeps its trees in this order. A tree that is not a tree (a node reached
+    /// twice or never) is returned as it is.
+    pub fn into_execution_order(mut self) -> Self {
+        let n = self.nodes.len();
+        let mut new_id = vec![u32::MAX; n];
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        let mut stack = vec![self.root];
+        while let Some(id) = stack.pop() {
+            let Some(slot) = new_id.get_mut(id.0 as usize) else { return self };
+            if *slot != u32::MAX {
+                return self;
+            }
+            *slot = order.len() as u32;
+            order.push(id.0);
+            let [first, second] = self.nodes[id.0 as usize].instr.children();
+            stack.extend(second);
+            stack.extend(first);
+        }
+        if order.len() != n {
+            return self;
+        }
+        let mut old: Vec<Option<Node<'a>>> = self.nodes.drain(..).map(Some).collect();
+        for id in order {
+            let Some(mut node) = old[id as usize].take() else { unreachable!("each node is visited once") };
+            for child in node.instr.children_mut().into_iter().flatten() {
+                child.0 = new_id[child.0 as usize];
+            }
+            self.nodes.push(node);
+        }
+        self.root = NodeId(new_id[self.root.0 as usize]);
+        self
+    }
+
     /// The instruction with this id.
     #[inline]
     pub fn node(&self, id: NodeId) -> &Node<'a> {

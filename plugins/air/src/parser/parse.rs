@@ -1236,6 +1236,18 @@ mod tests {
         let with = parse_impl(script, ParseLimits::default(), true, &mut Default::default()).map(|a| dump(&a));
         let without = parse_impl(script, ParseLimits::default(), false, &mut Default::default()).map(|a| dump(&a));
         assert_eq!(with, without, "{script:?}");
+        // renumbered in execution order: the same tree, each first child right after its parent
+        if let Ok(ast) = parse_impl(script, ParseLimits::default(), true, &mut Default::default()) {
+            let before = dump(&ast);
+            let ordered = ast.into_execution_order();
+            assert_eq!(dump(&ordered), before, "{script:?}");
+            assert_eq!(ordered.root, NodeId(0));
+            for (i, node) in ordered.nodes.iter().enumerate() {
+                if let [Some(first), _] = node.instr.children() {
+                    assert_eq!(first.0 as usize, i + 1, "{script:?}");
+                }
+            }
+        }
     }
 
     #[test]
