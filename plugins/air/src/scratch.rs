@@ -74,7 +74,8 @@ pub(crate) fn keep<T, U>(v: Vec<T>, max_bytes: usize) -> Vec<U> {
 /// The buffers this thread kept from its last run (empty ones on the first run). They are
 /// empty, so they serve any lifetime (`Buffers` is covariant: `'static` shortens to `'a`).
 pub(crate) fn take<'a>() -> Buffers<'a> {
-    KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()))
+    // (a run from a thread that is being torn down starts from empty buffers)
+    KEPT.try_with(|k| k.try_borrow_mut().map(|mut k| std::mem::take(&mut *k)).unwrap_or_default()).unwrap_or_default()
 }
 
 impl Buffers<'_> {
@@ -96,7 +97,11 @@ impl Buffers<'_> {
 /// Keeps the buffers of a finished run for this thread's next run.
 pub(crate) fn give(b: Buffers<'static>) {
     // a thread being torn down has no storage left: the buffers are simply freed
-    let _ = KEPT.try_with(|k| *k.borrow_mut() = b);
+    let _ = KEPT.try_with(|k| {
+        if let Ok(mut k) = k.try_borrow_mut() {
+            *k = b;
+        }
+    });
 }
 
 #[cfg(test)]
