@@ -158,9 +158,12 @@ impl<'a> Engine<'a> {
 
     /// The value of a stored JSON text (kept as text when it is valid JSON, see [`Val`]). Takes
     /// the `Cow` itself: only a text borrowed from the run's inputs can be kept.
+    /// A text from this peer's previous data (`source` [`Source::Prev`]) is trusted: checked
+    /// only when used (see [`Texts::trusted`](super::val::Texts::trusted)).
     #[allow(clippy::ptr_arg)]
-    fn stored_value(&mut self, text: &Cow<'a, str>) -> Result<Val, ExecError> {
+    fn stored_value(&mut self, text: &Cow<'a, str>, source: Source) -> Result<Val, ExecError> {
         let value = match text {
+            Cow::Borrowed(t) if source == Source::Prev => Ok(self.texts.trusted(t)),
             Cow::Borrowed(t) => self.texts.value(t),
             Cow::Owned(t) => serde_json::from_str::<JValue>(t).map(Val::from),
         };
@@ -333,7 +336,7 @@ impl<'a> Engine<'a> {
                     }
                     .into());
                 }
-                let value = self.stored_value(&result.value)?;
+                let value = self.stored_value(&result.value, source)?;
                 let item = Item { value, tetraplet: result.tetraplet.clone(), trace_pos: None };
                 let pos = self.trace.result.len();
                 match (&c.output, output) {
@@ -507,7 +510,7 @@ impl<'a> Engine<'a> {
         }
         let merged = self.trace.meet_canon().map_err(|e| self.trace_err(node, e))?;
         let (result, elements) = match merged {
-            Some((CanonState::Executed(result), _)) => {
+            Some((CanonState::Executed(result), source)) => {
                 if *result.tetraplet.peer_pk != *peer {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
@@ -517,7 +520,7 @@ impl<'a> Engine<'a> {
                 }
                 let mut elements = Vec::with_capacity(result.values.len());
                 for el in &result.values {
-                    let value = self.stored_value(&el.value)?;
+                    let value = self.stored_value(&el.value, source)?;
                     elements.push(Item { value, tetraplet: el.tetraplet.clone(), trace_pos: None });
                 }
                 (result, elements)

@@ -32,9 +32,27 @@ impl From<JValue> for Val {
 #[derive(Debug)]
 pub(crate) struct Text<'a> {
     text: &'a str,
-    /// serde_json would write the parsed value as exactly this text.
-    canonical: bool,
+    /// Whether serde_json would write the parsed value as exactly this text; `None` until asked
+    /// (a text from this peer's previous data is not looked at unless it is used).
+    canonical: Cell<Option<bool>>,
     parsed: OnceCell<Arc<JValue>>,
+}
+
+impl<'a> Text<'a> {
+    fn new(text: &'a str, canonical: Option<bool>) -> Self {
+        Text { text, canonical: Cell::new(canonical), parsed: OnceCell::new() }
+    }
+
+    fn canonical(&self) -> bool {
+        if let Some(c) = self.canonical.get() {
+            return c;
+        }
+        // a trusted text: the check it skipped (unsure counts as not canonical: it is parsed and
+        // written by serde_json, and a text that does not parse fails the run then)
+        let c = matches!(json::check(self.text), Check::Valid { canonical: true });
+        self.canonical.set(Some(c));
+        c
+    }
 }
 
 /// The JSON texts of a run's lazy values (they borrow the run's inputs: data and call results).
@@ -79,11 +97,21 @@ impl<'a> Texts<'a> {
     pub fn value(&mut self, text: &'a str) -> Result<Val, serde_json::Error> {
         match json::check(text) {
             Check::Valid { canonical } => {
-                self.texts.push(Text { text, canonical, parsed: OnceCell::new() });
+                self.texts.push(Text::new(text, Some(canonical)));
                 Ok(Val::Lazy((self.texts.len() - 1) as u32))
             }
             Check::Unsure => Ok(Val::from(serde_json::from_str::<JValue>(text)?)),
         }
+    }
+
+    /// The value of a JSON text from this peer's previous data, kept as text without checking
+    /// it now: this peer wrote that data, from values checked when they arrived (as call results
+    /// or in another peer's data, see `interpreter::verify_current`, which trusts the previous
+    /// data's signatures for the same reason). A text that is not JSON after all (a corrupted
+    /// store) fails the run where it is first used, with "malformed stored value".
+    pub fn trusted(&mut self, text: &'a str) -> Val {
+        self.texts.push(Text::new(text, None));
+        Val::Lazy((self.texts.len() - 1) as u32)
     }
 
     /// The elements of a lazy value whose text is a compact JSON array, as lazy values of their
@@ -91,12 +119,12 @@ impl<'a> Texts<'a> {
     pub fn lazy_elements(&mut self, v: &Val) -> Option<Vec<Val>> {
         let Val::Lazy(i) = v else { return None };
         let t = &self.texts[*i as usize];
-        if !t.canonical {
+        if !t.canonical() {
             return None;
         }
         let elements = json::canonical_elements(t.text)?;
         let first = self.texts.len();
-        self.texts.extend(elements.into_iter().map(|text| Text { text, canonical: true, parsed: OnceCell::new() }));
+        self.texts.extend(elements.into_iter().map(|text| Text::new(text, Some(true))));
         Some((first..self.texts.len()).map(|i| Val::Lazy(i as u32)).collect())
     }
 
@@ -145,7 +173,7 @@ impl<'a> Texts<'a> {
     pub fn write(&self, v: &Val, out: &mut Vec<u8>) {
         if let Val::Lazy(i) = v {
             let t = &self.texts[*i as usize];
-            if t.canonical {
+            if t.canonical() {
                 out.extend_from_slice(t.text.as_bytes());
                 return;
             }
@@ -166,7 +194,7 @@ impl<'a> Texts<'a> {
         let Val::Lazy(i) = v else { return None };
         let t = &self.texts[*i as usize];
         let b = t.text.as_bytes();
-        (t.canonical && b.len() >= 2 && b[0] == b'"').then(|| &t.text[1..t.text.len() - 1])
+        (t.canonical() && b.len() >= 2 && b[0] == b'"').then(|| &t.text[1..t.text.len() - 1])
     }
 }
 

@@ -253,6 +253,24 @@ fn signed_value_that_is_not_json_is_refused_on_replay() {
 }
 
 #[test]
+fn a_value_in_the_previous_data_is_checked_where_it_is_used() {
+    // this peer's own previous data is trusted as it was written; a value that is not JSON there
+    // (a corrupted store) fails the run where it is used, keeping the previous data
+    for bad in ["not json", "[1,", "\"a\u{1}\""] {
+        let (air, data, a) = replayed("1");
+        let corrupt = resigned(&data, &a, |r| r.value = bad.into());
+        // `x` (the corrupt value) is an argument of `g`: consuming g's result uses it
+        let g = CallResults::from([(2, CallResult { ret_code: 0, result: "\"ok\"".into() })]);
+        let out = run(&air, &corrupt, &[], &params(&a, &a), &g);
+        assert_eq!(out.ret_code, 20019, "{bad}: {}", out.error_message);
+        assert_eq!(out.data, corrupt);
+        // replayed without being used: carried as it is
+        let out = run(&air, &corrupt, &[], &params(&a, &a), &CallResults::new());
+        assert_eq!(out.ret_code, 0, "{bad}: {}", out.error_message);
+    }
+}
+
+#[test]
 fn malformed_text_section_is_refused() {
     use weft_plugin_air::data::Data;
     let (_, data, _) = replayed("1");
