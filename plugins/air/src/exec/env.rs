@@ -163,16 +163,9 @@ pub struct EnvBuffers {
 
 impl EnvBuffers {
     /// Emptied, or dropped when a table's capacity is above `max_bytes`.
-    pub fn kept(mut self, max_bytes: usize) -> Self {
-        self.scalars.clear();
-        self.bindings.clear();
-        if self.scalars.capacity() * 4 > max_bytes {
-            self.scalars = Vec::new();
-        }
-        if self.bindings.capacity().saturating_mul(std::mem::size_of::<Binding>()) > max_bytes {
-            self.bindings = Vec::new();
-        }
-        self
+    pub fn kept(self, max_bytes: usize) -> Self {
+        use crate::scratch::keep;
+        EnvBuffers { scalars: keep(self.scalars, max_bytes), bindings: keep(self.bindings, max_bytes) }
     }
 }
 
