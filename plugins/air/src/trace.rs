@@ -198,6 +198,26 @@ impl<'a> TraceHandler<'a> {
         }
     }
 
+    /// The next state of the previous trace where the current trace has none (a replay of this
+    /// peer's own data, nothing to merge), without taking it.
+    #[inline]
+    pub fn peek_prev_only(&self) -> Option<&State<'a>> {
+        let (pw, cw) = (self.pw, self.cw);
+        if cw.pos < cw.end && cw.pos < self.cur.len() {
+            return None;
+        }
+        (pw.pos < pw.end).then(|| self.prev.get(pw.pos)).flatten()
+    }
+
+    /// Takes the state [`TraceHandler::peek_prev_only`] showed, as [`TraceHandler::meet_call`]
+    /// takes it (its input position recorded for the state about to be pushed).
+    #[inline]
+    pub fn take_prev_only(&mut self) {
+        let p = Self::take(&self.prev, &mut self.pw);
+        let pos = self.result.len();
+        self.record(pos, p, None);
+    }
+
     /// Appends a state to the result trace, returning its position.
     pub fn push(&mut self, state: State<'a>) -> usize {
         self.result.push(state);

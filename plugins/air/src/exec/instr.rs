@@ -210,12 +210,74 @@ impl<'a> Engine<'a> {
     pub(crate) fn exec_call(&mut self, node: NodeId, index: u32) -> Result<(), ExecError> {
         let c = self.ast.call(index);
         let constant = self.ctx.constant_args.get(index as usize).copied().flatten();
+        if let Some(hash) = constant
+            && self.replay(c, hash)
+        {
+            return Ok(());
+        }
         // the argument list's buffer is reused from call to call
         let mut args = std::mem::take(&mut self.arg_scratch);
         let result = self.call_with(node, c, constant, &mut args);
         args.clear();
         self.arg_scratch = args;
         result
+    }
+
+    /// The replay of a call of the common shape from this peer's previous data: literal service
+    /// and function, a literal, `%init_peer_id%` or plain scalar peer, constant arguments
+    /// (`hash`), the result bound to a scalar or unused, and a result in the previous trace
+    /// where the current one has no state. Does what [`Engine::call_with`] does in that case,
+    /// without building the triplet, the argument list or a merged copy of the state; returns
+    /// `false`, having changed nothing, when the call is not of that shape or anything does not
+    /// match (then `call_with` runs it, raising the errors it raises).
+    #[inline]
+    fn replay(&mut self, c: &'a Call<'a>, hash: ArgumentHash) -> bool {
+        let (Value::Literal(service), Value::Literal(function)) = (&c.service, &c.function) else { return false };
+        let name = match c.output {
+            CallOutput::Scalar(name) => Some(name),
+            CallOutput::None => None,
+            CallOutput::Stream(_) => return false,
+        };
+        let Some(State::Call(CallState::Executed { result, output })) = self.trace.peek_prev_only() else {
+            return false;
+        };
+        let (&Cow::Borrowed(text), true) =
+            (&result.value, matches!((name, output), (Some(_), OutputKind::Scalar) | (None, OutputKind::Unused)))
+        else {
+            return false;
+        };
+        let t = &*result.tetraplet;
+        if result.argument_hash != hash
+            || *t.service_id != **service
+            || *t.function_name != **function
+            || !t.lens.is_empty()
+        {
+            return false;
+        }
+        let peer_matches = match &c.peer {
+            Value::Literal(p) => *t.peer_pk == **p,
+            Value::InitPeerId => *t.peer_pk == *self.ctx.init_peer_id,
+            Value::Scalar { name, lambda: None } => match self.scalar_ref(*name) {
+                Ok(Some(item)) => match &item.value {
+                    Val::Json(v) => v.as_str() == Some(&*t.peer_pk),
+                    lazy => self.texts.plain_str(lazy) == Some(&*t.peer_pk),
+                },
+                _ => false,
+            },
+            _ => false,
+        };
+        if !peer_matches || name.is_some_and(|n| self.check_output_name(n).is_err()) {
+            return false;
+        }
+        let state = State::Call(CallState::Executed { result: result.clone(), output: *output });
+        let tetraplet = result.tetraplet.clone();
+        self.trace.take_prev_only();
+        if let Some(name) = name {
+            let value = self.texts.trusted(text);
+            self.env.set_scalar(name, Item { value, tetraplet, trace_pos: None });
+        }
+        self.trace.push(state);
+        true
     }
 
     /// `constant`: the argument form of a call whose arguments are all constants (see

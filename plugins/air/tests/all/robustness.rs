@@ -230,6 +230,97 @@ fn cached_constant_arguments_match_the_ones_a_run_writes() {
 }
 
 #[test]
+fn replays_of_own_data_agree_with_and_without_the_cache() {
+    // with a cached script, common calls replayed from this peer's previous data take a short
+    // path (`Engine::replay`); a script parsed for one run takes the general one. Both must give
+    // the same outcome for every call shape, for untouched data and for data whose recorded
+    // result does not fit the call.
+    use weft_plugin_air::data::{ArgumentHash, CallState, Data, OutputKind, State};
+    use weft_plugin_air::{ScriptCache, Tetraplet, run_with_cache};
+    let a = peer("A");
+    let id = &a.id;
+    let shapes = [
+        format!(r#"(call "{id}" ("s" "f") [1] x)"#),
+        r#"(call %init_peer_id% ("s" "f") ["a" 2] x)"#.to_string(),
+        format!(r#"(seq (ap "{id}" p) (call p ("s" "f") [] x))"#),
+        format!(r#"(seq (call "{id}" ("s" "peer") [] p) (call p ("s" "f") [] x))"#),
+        format!(r#"(call "{id}" ("s" "f") [1])"#),
+        format!(r#"(call "{id}" ("s" "f") [1] $st)"#),
+        format!(r#"(par (call "{id}" ("s" "f") [1] x) (call "{id}" ("s" "f") [2] y))"#),
+    ];
+    let p = params(&a, &a);
+    let answer = CallResult { ret_code: 0, result: format!("\"{id}\"") };
+    for shape in shapes {
+        // `g` takes `x` where there is one: its replay checks the value replayed for `x`
+        let g_args = if shape.contains(" x)") { "[x]" } else { "[]" };
+        let air = format!(r#"(seq {shape} (call "{id}" ("s" "g") {g_args}))"#);
+        let mut out = run(&air, &[], &[], &p, &CallResults::new());
+        while !out.call_requests.is_empty() {
+            let results = out.call_requests.iter().map(|r| (r.id, answer.clone())).collect();
+            out = run(&air, &out.data, &[], &p, &results);
+        }
+        assert_eq!(out.ret_code, 0, "{shape}: {}", out.error_message);
+        // the data, and copies whose result of `f` was changed one way or another
+        let forged = |f: &dyn Fn(&mut State<'_>)| {
+            let mut d = Data::decode(&out.data).unwrap();
+            for s in &mut d.trace {
+                if let State::Call(CallState::Executed { result, .. }) = s
+                    && &*result.tetraplet.function_name == "f"
+                {
+                    f(s);
+                }
+            }
+            d.encode()
+        };
+        let variants = [
+            out.data.clone(),
+            forged(&|s| {
+                if let State::Call(CallState::Executed { result, .. }) = s {
+                    result.tetraplet = std::sync::Arc::new(Tetraplet::new(id, "s", "other"));
+                }
+            }),
+            forged(&|s| {
+                if let State::Call(CallState::Executed { result, .. }) = s {
+                    result.tetraplet = std::sync::Arc::new(Tetraplet::new("someone-else", "s", "f"));
+                }
+            }),
+            forged(&|s| {
+                if let State::Call(CallState::Executed { result, .. }) = s {
+                    result.argument_hash = ArgumentHash::of(b"[9]");
+                }
+            }),
+            forged(&|s| {
+                if let State::Call(CallState::Executed { output, .. }) = s {
+                    *output = match output {
+                        OutputKind::Unused => OutputKind::Scalar,
+                        _ => OutputKind::Unused,
+                    };
+                }
+            }),
+            forged(&|s| {
+                if let State::Call(CallState::Executed { result, .. }) = s {
+                    result.value = "not json".into();
+                }
+            }),
+        ];
+        for (i, prev) in variants.iter().enumerate() {
+            let cached = ScriptCache::new(1 << 20, 4);
+            let uncached = ScriptCache::new(0, 0);
+            let none = CallResults::new();
+            let _ = run_with_cache(&air, &[], &[], &p, &none, &cached);
+            let fast = run_with_cache(&air, prev, &[], &p, &none, &cached);
+            let general = run_with_cache(&air, prev, &[], &p, &none, &uncached);
+            assert_eq!(fast, general, "{shape}, variant {i}");
+            if i == 0 {
+                assert_eq!((fast.ret_code, &fast.data), (0, &out.data), "{shape}: {}", fast.error_message);
+            } else if i < 5 && !shape.contains("$st") || i == 4 {
+                assert_ne!(fast.ret_code, 0, "{shape}, variant {i}");
+            }
+        }
+    }
+}
+
+#[test]
 fn replay_checks_the_tetraplet() {
     let (air, data, a) = replayed("1");
     let forged = resigned(&data, &a, |r| {
