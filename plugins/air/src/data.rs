@@ -257,6 +257,10 @@ struct Reader<'a> {
     /// The text section (result values, read in order by [`Reader::text`]).
     texts: &'a str,
     text_pos: usize,
+    /// One past the largest string index and tetraplet index the states read so far refer to
+    /// directly (see [`Layout`]).
+    strings_used: u32,
+    tetraplets_used: u32,
 }
 
 impl<'a> Reader<'a> {
@@ -359,6 +363,25 @@ impl<'a> Reader<'a> {
             None => Err(out_of_range(what, i)),
         }
     }
+
+    /// A string a state refers to.
+    #[inline(always)]
+    fn string(&mut self, table: &[Arc<str>]) -> Result<Arc<str>, DataError> {
+        let i = self.u64()?;
+        let Some(s) = table.get(i as usize) else { return Err(out_of_range("string", i)) };
+        // in range: below the table's length, which the bytes bound far below u32::MAX
+        self.strings_used = self.strings_used.max(i as u32 + 1);
+        Ok(s.clone())
+    }
+
+    /// A tetraplet a state refers to.
+    #[inline(always)]
+    fn tetraplet(&mut self, table: &[Arc<Tetraplet>]) -> Result<Arc<Tetraplet>, DataError> {
+        let i = self.u64()?;
+        let Some(t) = table.get(i as usize) else { return Err(out_of_range("tetraplet", i)) };
+        self.tetraplets_used = self.tetraplets_used.max(i as u32 + 1);
+        Ok(t.clone())
+    }
 }
 
 /// Writes the encoded form; strings and tetraplets are collected into tables first.
@@ -382,6 +405,79 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.u64(s.len() as u64);
         self.out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Where the states of decoded bytes are ([`Data::decode_with_layout`]), so that encoding a
+/// trace that starts with the same states copies their bytes instead of writing them again
+/// ([`Data::encode_reusing`]): a replay's result trace is mostly its previous trace.
+#[derive(Debug, Default)]
+pub(crate) struct Layout<'a> {
+    bytes: &'a [u8],
+    /// The string table as decoded.
+    strings: Vec<&'a str>,
+    /// The tetraplet table as decoded (string indices).
+    tetraplets: Vec<[u32; 4]>,
+    /// Where the text section's bytes and the first state start in `bytes`.
+    text_start: usize,
+    states_start: usize,
+    /// Per state: where its bytes end (from `states_start`) and where its values end in the
+    /// text section.
+    ends: Vec<(u32, u32)>,
+    /// `(state, strings, tetraplets)` wherever it grows: from that state on, the states read so
+    /// far refer directly to strings below `strings` and tetraplets below `tetraplets` only.
+    used: Vec<(u32, u32, u32)>,
+}
+
+impl<'a> Layout<'a> {
+    fn clear(&mut self) {
+        self.bytes = &[];
+        self.strings.clear();
+        self.tetraplets.clear();
+        self.ends.clear();
+        self.used.clear();
+    }
+
+    /// Emptied for another run (and another lifetime), or dropped when a table's capacity is
+    /// above `max_bytes`.
+    pub(crate) fn kept<'b>(self, max_bytes: usize) -> Layout<'b> {
+        use crate::scratch::keep;
+        Layout {
+            bytes: &[],
+            strings: keep(self.strings, max_bytes),
+            tetraplets: keep(self.tetraplets, max_bytes),
+            text_start: 0,
+            states_start: 0,
+            ends: keep(self.ends, max_bytes),
+            used: keep(self.used, max_bytes),
+        }
+    }
+
+    /// How many strings and tetraplets the first `k` states refer to directly (one past the
+    /// largest index).
+    fn used_by(&self, k: usize) -> (u32, u32) {
+        let i = self.used.partition_point(|&(state, _, _)| (state as usize) < k);
+        i.checked_sub(1).map_or((0, 0), |i| (self.used[i].1, self.used[i].2))
+    }
+}
+
+/// Whether two states encode to the same bytes given the same tables (equal content; the
+/// shortcuts are for a state copied from the other).
+#[inline]
+fn same_state(a: &State<'_>, b: &State<'_>) -> bool {
+    fn same_result(x: &ServiceResult<'_>, y: &ServiceResult<'_>) -> bool {
+        x.argument_hash == y.argument_hash
+            && (Arc::ptr_eq(&x.tetraplet, &y.tetraplet) || x.tetraplet == y.tetraplet)
+            && (std::ptr::eq(x.value.as_ptr(), y.value.as_ptr()) && x.value.len() == y.value.len()
+                || x.value == y.value)
+    }
+    match (a, b) {
+        (
+            State::Call(CallState::Executed { result: x, output: ox }),
+            State::Call(CallState::Executed { result: y, output: oy }),
+        ) => ox == oy && same_result(x, y),
+        (State::Par { left: a, right: b }, State::Par { left: c, right: d }) => a == c && b == d,
+        _ => a == b,
     }
 }
 
@@ -462,39 +558,89 @@ impl<'a> Data<'a> {
     ///
     /// # Errors
     /// As [`Data::decode`].
-    pub fn decode_into(bytes: &'a [u8], mut trace: Vec<State<'a>>) -> Result<Data<'a>, DataError> {
+    pub fn decode_into(bytes: &'a [u8], trace: Vec<State<'a>>) -> Result<Data<'a>, DataError> {
+        Self::decode_impl(bytes, trace, None)
+    }
+
+    /// [`Data::decode_into`], also recording in `layout` where each state's bytes are (for
+    /// [`Data::encode_reusing`]).
+    pub(crate) fn decode_with_layout(
+        bytes: &'a [u8],
+        trace: Vec<State<'a>>,
+        layout: &mut Layout<'a>,
+    ) -> Result<Data<'a>, DataError> {
+        Self::decode_impl(bytes, trace, Some(layout))
+    }
+
+    fn decode_impl(
+        bytes: &'a [u8],
+        mut trace: Vec<State<'a>>,
+        mut layout: Option<&mut Layout<'a>>,
+    ) -> Result<Data<'a>, DataError> {
         trace.clear();
+        if let Some(l) = layout.as_deref_mut() {
+            l.clear();
+        }
         let Some((&version, _)) = bytes.split_first() else {
             return Ok(Data { trace, ..Data::default() });
         };
         if version != FORMAT_VERSION {
             return Err(DataError::Version { found: version });
         }
-        let mut r = Reader { bytes, pos: 1, texts: "", text_pos: 0 };
+        let mut r = Reader { bytes, pos: 1, texts: "", text_pos: 0, strings_used: 0, tetraplets_used: 0 };
         let interpreter_version = r.str()?.to_string();
         let lcid = r.u32()?;
         let n = r.count(1)?;
         let mut strings: Vec<Arc<str>> = Vec::with_capacity(n);
         for _ in 0..n {
-            strings.push(Arc::from(r.str()?));
+            let s = r.str()?;
+            strings.push(Arc::from(s));
+            if let Some(l) = layout.as_deref_mut() {
+                l.strings.push(s);
+            }
         }
         let n = r.count(4)?;
         let mut tetraplets: Vec<Arc<Tetraplet>> = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut part = || r.index(&strings, "string");
-            tetraplets.push(Arc::new(Tetraplet {
-                peer_pk: part()?,
-                service_id: part()?,
-                function_name: part()?,
-                lens: part()?,
-            }));
+            let mut key = [0u32; 4];
+            let mut parts: [Option<Arc<str>>; 4] = Default::default();
+            for (k, part) in key.iter_mut().zip(&mut parts) {
+                let i = r.u64()?;
+                *part = Some(strings.get(i as usize).ok_or_else(|| out_of_range("string", i))?.clone());
+                *k = i as u32;
+            }
+            let [Some(peer_pk), Some(service_id), Some(function_name), Some(lens)] = parts else {
+                unreachable!("four parts read")
+            };
+            tetraplets.push(Arc::new(Tetraplet { peer_pk, service_id, function_name, lens }));
+            if let Some(l) = layout.as_deref_mut() {
+                l.tetraplets.push(key);
+            }
         }
         // all result values in one UTF-8 check
         r.texts = r.str()?;
+        let text_start = r.pos - r.texts.len();
         let n = r.count(1)?;
+        let states_start = r.pos;
         trace.reserve(n);
-        for _ in 0..n {
+        if let Some(l) = layout.as_deref_mut() {
+            l.ends.reserve(n);
+        }
+        let mut used = (0, 0);
+        for i in 0..n {
             trace.push(Self::decode_state(&mut r, &strings, &tetraplets)?);
+            if let Some(l) = layout.as_deref_mut() {
+                l.ends.push(((r.pos - states_start) as u32, r.text_pos as u32));
+                if (r.strings_used, r.tetraplets_used) != used {
+                    used = (r.strings_used, r.tetraplets_used);
+                    l.used.push((i as u32, used.0, used.1));
+                }
+            }
+        }
+        if let Some(l) = layout {
+            l.bytes = bytes;
+            l.text_start = text_start;
+            l.states_start = states_start;
         }
         if r.text_pos != r.texts.len() {
             return Err(malformed(format!("{} bytes of the text section are no value", r.texts.len() - r.text_pos)));
@@ -517,8 +663,9 @@ impl<'a> Data<'a> {
         Ok(Data { interpreter_version, trace, lcid, attestations })
     }
 
+    #[inline(always)]
     fn decode_result(r: &mut Reader<'a>, tetraplets: &[Arc<Tetraplet>]) -> Result<ServiceResult<'a>, DataError> {
-        let tetraplet = r.index(tetraplets, "tetraplet")?;
+        let tetraplet = r.tetraplet(tetraplets)?;
         let argument_hash = match r.u8()? {
             ArgumentHash::HASHED => ArgumentHash { len: ArgumentHash::HASHED, bytes: r.array::<32>()? },
             n if n as usize <= ArgumentHash::INLINE => {
@@ -532,6 +679,7 @@ impl<'a> Data<'a> {
         Ok(ServiceResult { value, tetraplet, argument_hash })
     }
 
+    #[inline(always)]
     fn decode_state(
         r: &mut Reader<'a>,
         strings: &[Arc<str>],
@@ -552,7 +700,7 @@ impl<'a> Data<'a> {
             }
             tag::FAILED => State::Call(CallState::Failed(Self::decode_result(r, tetraplets)?)),
             tag::SENT => {
-                let peer = r.index(strings, "string")?;
+                let peer = r.string(strings)?;
                 let call_id = match r.u8()? {
                     0 => None,
                     1 => Some(r.u32()?),
@@ -575,16 +723,16 @@ impl<'a> Data<'a> {
             }
             tag::AP => State::Ap { generation: r.u32()? },
             tag::CANON => {
-                let tetraplet = r.index(tetraplets, "tetraplet")?;
+                let tetraplet = r.tetraplet(tetraplets)?;
                 let n = r.count(2)?;
                 let mut values = Vec::with_capacity(n);
                 for _ in 0..n {
                     let value = Cow::Borrowed(r.text()?);
-                    values.push(CanonElement { value, tetraplet: r.index(tetraplets, "tetraplet")? });
+                    values.push(CanonElement { value, tetraplet: r.tetraplet(tetraplets)? });
                 }
                 State::Canon(CanonState::Executed(Box::new(CanonResult { tetraplet, values })))
             }
-            tag::CANON_SENT => State::Canon(CanonState::SentBy(r.index(strings, "string")?)),
+            tag::CANON_SENT => State::Canon(CanonState::SentBy(r.string(strings)?)),
             t => return Err(malformed(format!("unknown state tag {t} at byte {}", at + 1))),
         })
     }
@@ -594,9 +742,35 @@ impl<'a> Data<'a> {
     /// trace order: one UTF-8 check when decoding), states (a value is its length; its bytes are
     /// the next ones of the text section), attestations (peer, signature, digests).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(None).0
+    }
+
+    /// [`Data::encode`] of data whose trace may start with states of `prev` (decoded from the
+    /// bytes `layout` describes): the longest common prefix of the two traces is copied from
+    /// those bytes, when they encode it exactly as this encoder would (the tables the prefix
+    /// refers to are the same entries in the same order; always true for bytes this encoder
+    /// wrote). The bytes are those of [`Data::encode`] but for integers the previous bytes wrote
+    /// in a longer form than needed (the decoded data is the same).
+    pub(crate) fn encode_reusing(&self, prev: &[State<'_>], layout: &Layout<'_>) -> Vec<u8> {
+        self.encode_with(Some((prev, layout))).0
+    }
+
+    /// The encoding, and how many states' bytes were copied.
+    fn encode_with(&self, reuse: Option<(&[State<'_>], &Layout<'_>)>) -> (Vec<u8>, usize) {
+        // the common prefix with the previous trace
+        let mut prefix = match reuse {
+            Some((prev, layout)) if layout.ends.len() == prev.len() => {
+                self.trace.iter().zip(prev).take_while(|(a, b)| same_state(a, b)).count()
+            }
+            _ => 0,
+        };
         let mut t = Tables::new();
+        let mut at_prefix = (0, 0);
         // first pass: the tables
-        for s in &self.trace {
+        for (i, s) in self.trace.iter().enumerate() {
+            if i == prefix {
+                at_prefix = (t.strings.len(), t.tetraplets.len());
+            }
             match s {
                 State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => {
                     t.tetraplet(&result.tetraplet);
@@ -613,12 +787,40 @@ impl<'a> Data<'a> {
                 State::Par { .. } | State::Fold(_) | State::Ap { .. } => {}
             }
         }
+        if prefix == self.trace.len() {
+            at_prefix = (t.strings.len(), t.tetraplets.len());
+        }
+        // the copied states refer to table entries by their previous indices: those must be
+        // the entries this encoding gives the same indices
+        let copied = match reuse {
+            Some((_, layout)) if prefix > 0 => {
+                let (strings, tetraplets) = at_prefix;
+                let (used_strings, used_tetraplets) = layout.used_by(prefix);
+                let same = used_strings as usize <= strings
+                    && used_tetraplets as usize <= tetraplets
+                    && layout.strings.get(..strings) == Some(&t.strings[..strings])
+                    && layout.tetraplets.get(..tetraplets) == Some(&t.tetraplets[..tetraplets]);
+                same.then(|| {
+                    let (state_end, text_end) = layout.ends[prefix - 1];
+                    let text = &layout.bytes[layout.text_start..layout.text_start + text_end as usize];
+                    let states = &layout.bytes[layout.states_start..layout.states_start + state_end as usize];
+                    (text, states)
+                })
+            }
+            _ => None,
+        };
+        if copied.is_none() {
+            prefix = 0;
+        }
         for a in &self.attestations {
             t.string(&a.peer);
         }
-        let values: usize = self.trace.iter().map(State::text_len).sum();
+        let rest = &self.trace[prefix..];
+        let (copied_text, copied_states) = copied.unwrap_or_default();
+        let text_len: usize = copied_text.len() + rest.iter().map(State::text_len).sum::<usize>();
         let attested: usize = self.attestations.iter().map(|a| 80 + a.digests.len() * 32).sum();
-        let mut w = Writer { out: Vec::with_capacity(64 + values + attested + self.trace.len() * 48) };
+        let mut w =
+            Writer { out: Vec::with_capacity(64 + text_len + attested + copied_states.len() + rest.len() * 48) };
         w.u8(FORMAT_VERSION);
         w.str(&self.interpreter_version);
         w.u64(self.lcid as u64);
@@ -633,9 +835,9 @@ impl<'a> Data<'a> {
             }
         }
         // the text section: every result value, in trace order
-        let text_len: usize = self.trace.iter().map(State::text_len).sum();
         w.u64(text_len as u64);
-        for s in &self.trace {
+        w.out.extend_from_slice(copied_text);
+        for s in rest {
             match s {
                 State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => {
                     w.out.extend_from_slice(result.value.as_bytes());
@@ -649,7 +851,8 @@ impl<'a> Data<'a> {
             }
         }
         w.u64(self.trace.len() as u64);
-        for s in &self.trace {
+        w.out.extend_from_slice(copied_states);
+        for s in rest {
             match s {
                 State::Par { left, right } => {
                     w.u8(tag::PAR);
@@ -725,7 +928,7 @@ impl<'a> Data<'a> {
                 w.out.extend_from_slice(d);
             }
         }
-        w.out
+        (w.out, prefix)
     }
 }
 
@@ -1009,6 +1212,155 @@ mod tests {
         }
         // a huge declared length must not allocate or panic
         assert!(Data::decode(&[FORMAT_VERSION, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    /// A trace of every kind of state, sharing some tetraplets.
+    fn sample_trace() -> Vec<State<'static>> {
+        let shared = Arc::new(Tetraplet::new("q", "s", "g"));
+        vec![
+            State::Par { left: 1, right: 0 },
+            State::Call(CallState::SentBy { peer: "p".into(), call_id: Some(3) }),
+            State::Call(CallState::Executed { result: result("\"a\""), output: OutputKind::Scalar }),
+            State::Fold(FoldState { len: 0, lore: vec![FoldLore { value_pos: 1, before: (0, 2), after: (2, 0) }] }),
+            State::Ap { generation: 2 },
+            State::Call(CallState::Executed {
+                result: ServiceResult { tetraplet: shared.clone(), ..result("[1,2]") },
+                output: OutputKind::Stream { generation: 1 },
+            }),
+            State::Call(CallState::Failed(result("{}"))),
+            State::Canon(CanonState::Executed(Box::new(CanonResult {
+                tetraplet: Arc::new(Tetraplet::literal("p")),
+                values: vec![CanonElement { value: "1".into(), tetraplet: shared }],
+            }))),
+            State::Canon(CanonState::SentBy("r".into())),
+            State::Call(CallState::Executed { result: result("\"b\""), output: OutputKind::Unused }),
+        ]
+    }
+
+    /// Encodes `data` reusing the decoded `prev_bytes`: the bytes must be exactly `encode`'s;
+    /// returns how many states were copied.
+    fn reused(prev_bytes: &[u8], data: &Data<'_>) -> usize {
+        let mut layout = Layout::default();
+        let prev = Data::decode_with_layout(prev_bytes, Vec::new(), &mut layout).unwrap();
+        let (bytes, copied) = data.encode_with(Some((&prev.trace, &layout)));
+        assert!(bytes == data.encode(), "different bytes after copying {copied} states");
+        copied
+    }
+
+    #[test]
+    fn encoding_reuses_previous_bytes_exactly() {
+        let base = Data { interpreter_version: "x".into(), trace: sample_trace(), lcid: 3, attestations: vec![] };
+        let bytes = base.encode();
+        // variants of the trace a run could produce from it
+        let mut variants: Vec<Vec<State<'static>>> = vec![base.trace.clone(), vec![]];
+        for cut in 0..base.trace.len() {
+            variants.push(base.trace[..cut].to_vec());
+            let mut changed = base.trace.clone();
+            changed[cut] = State::Call(CallState::Executed { result: result("\"new\""), output: OutputKind::Scalar });
+            variants.push(changed);
+            let mut other_peer = base.trace.clone();
+            other_peer[cut] = State::Call(CallState::SentBy { peer: "new peer".into(), call_id: None });
+            variants.push(other_peer);
+            let mut inserted = base.trace.clone();
+            inserted.insert(cut, State::Ap { generation: 9 });
+            variants.push(inserted);
+        }
+        let mut longer = base.trace.clone();
+        longer.extend(sample_trace());
+        longer.push(State::Call(CallState::Executed {
+            result: ServiceResult { tetraplet: Arc::new(Tetraplet::new("z", "s", "f")), ..result("0") },
+            output: OutputKind::Scalar,
+        }));
+        variants.push(longer);
+        for (i, trace) in variants.into_iter().enumerate() {
+            let attestations = vec![Attestation { peer: "att".into(), digests: vec![[1; 32]], signature: vec![9; 64] }];
+            // this encoder's bytes: the whole common prefix is copied
+            let common = trace.iter().zip(&base.trace).take_while(|(a, b)| a == b).count();
+            let data = Data { interpreter_version: "y".into(), trace, lcid: 4, attestations };
+            assert_eq!(reused(&bytes, &data), common, "variant {i}");
+        }
+    }
+
+    #[test]
+    fn encoding_reuses_no_bytes_whose_tables_differ() {
+        // hand-written previous data whose tables are not the ones this encoder writes: the
+        // states refer to entries by indices that mean other entries in the new tables
+        let trace = |peer: &str| {
+            vec![
+                State::Call(CallState::Executed {
+                    result: ServiceResult { tetraplet: Arc::new(Tetraplet::new(peer, "s", "f")), ..result("\"a\"") },
+                    output: OutputKind::Scalar,
+                }),
+                State::Call(CallState::SentBy { peer: peer.into(), call_id: None }),
+            ]
+        };
+        let write = |strings: &[&str], tetraplets: &[[u8; 4]], sent_by: u8| {
+            let mut w = Writer { out: vec![FORMAT_VERSION] };
+            w.str("x");
+            w.u64(0);
+            w.u64(strings.len() as u64);
+            strings.iter().for_each(|s| w.str(s));
+            w.u64(tetraplets.len() as u64);
+            tetraplets.iter().flatten().for_each(|i| w.u8(*i));
+            w.str("\"a\"");
+            w.u64(2);
+            w.out.extend([tag::EXECUTED, 0, 3, b'[', b'3', b']', 3, 0, tag::SENT, sent_by, 0, 0]);
+            w.out
+        };
+        let cases = [
+            // canonical: reused
+            write(&["p", "s", "f", ""], &[[0, 1, 2, 3]], 0),
+            // an unused string first
+            write(&["unused", "p", "s", "f", ""], &[[1, 2, 3, 4]], 1),
+            // the same strings in another order
+            write(&["s", "p", "f", ""], &[[1, 0, 2, 3]], 1),
+            // a duplicate string referred to by the later state
+            write(&["p", "s", "f", "", "p"], &[[0, 1, 2, 3]], 4),
+            // a duplicate tetraplet after the one the states use (harmless: reused)
+            write(&["p", "s", "f", ""], &[[0, 1, 2, 3], [0, 1, 2, 3]], 0),
+        ];
+        for (i, bytes) in cases.iter().enumerate() {
+            let prev = Data::decode(bytes).unwrap();
+            assert_eq!(prev.trace, trace("p"), "case {i}");
+            for next in [trace("p"), [trace("p"), trace("q")].concat(), trace("q")] {
+                let common = next.iter().zip(&prev.trace).take_while(|(a, b)| a == b).count();
+                let data = Data { trace: next, ..prev.clone() };
+                assert_eq!(reused(bytes, &data), if matches!(i, 0 | 4) { common } else { 0 }, "case {i}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+        /// Whatever previous bytes decode (here: the sample with bytes changed), the encoding
+        /// that copies from them decodes to the same data as the plain encoding, for the
+        /// decoded trace itself, a cut of it and one with a state changed.
+        #[test]
+        fn reused_bytes_decode_the_same(
+            changes in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..4),
+            cut in 0usize..16,
+        ) {
+            let base = Data { interpreter_version: "x".into(), trace: sample_trace(), lcid: 3, attestations: vec![] };
+            let mut bytes = base.encode();
+            for (at, b) in changes {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            let mut layout = Layout::default();
+            if let Ok(prev) = Data::decode_with_layout(&bytes, Vec::new(), &mut layout) {
+                let mut changed = prev.trace.clone();
+                if let Some(s) = changed.get_mut(cut) {
+                    *s = State::Ap { generation: 1 };
+                }
+                let cut_trace = prev.trace[..cut.min(prev.trace.len())].to_vec();
+                for trace in [prev.trace.clone(), cut_trace, changed] {
+                    let data = Data { trace, ..prev.clone() };
+                    let reused = data.encode_reusing(&prev.trace, &layout);
+                    let plain = data.encode();
+                    proptest::prop_assert_eq!(Data::decode(&reused).unwrap(), Data::decode(&plain).unwrap());
+                }
+            }
+        }
     }
 
     #[test]

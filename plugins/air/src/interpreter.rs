@@ -143,11 +143,15 @@ fn refuse(prev_data: &[u8], ret_code: i64, error_message: String) -> Outcome {
     Outcome { ret_code, error_message, data: prev_data.to_vec(), next_peers: Vec::new(), call_requests: Vec::new() }
 }
 
-fn decode<'a>(bytes: &'a [u8], which: &str, trace: Vec<State<'a>>) -> Result<Data<'a>, (i64, String)> {
-    Data::decode_into(bytes, trace).map_err(|e| match e {
+fn decode_error(which: &str, e: DataError) -> (i64, String) {
+    match e {
         DataError::Version { .. } => (code::VERSION, format!("{which}: {e}")),
         _ => (code::DATA, format!("{which}: {e}")),
-    })
+    }
+}
+
+fn decode<'a>(bytes: &'a [u8], which: &str, trace: Vec<State<'a>>) -> Result<Data<'a>, (i64, String)> {
+    Data::decode_into(bytes, trace).map_err(|e| decode_error(which, e))
 }
 
 /// Checks that every result in `current` is covered by a valid attestation of its producer.
@@ -304,10 +308,14 @@ pub fn run_with_cache(
             format!("malformed key pair: expected a 32-byte Ed25519 secret, got {} bytes", params.secret_key.len());
         return refuse(prev_data, code::KEY, msg);
     };
-    let buffers = scratch::take();
-    let prev = match decode(prev_data, "previous data", buffers.prev) {
+    let mut buffers = scratch::take();
+    let mut layout = std::mem::take(&mut buffers.layout);
+    let prev = match Data::decode_with_layout(prev_data, buffers.prev, &mut layout) {
         Ok(d) => d,
-        Err((c, m)) => return refuse(prev_data, c, m),
+        Err(e) => {
+            let (c, m) = decode_error("previous data", e);
+            return refuse(prev_data, c, m);
+        }
     };
     let current = match decode(current_data, "current data", buffers.cur) {
         Ok(d) => d,
@@ -351,11 +359,13 @@ pub fn run_with_cache(
         lcid: result.lcid,
         attestations,
     };
-    let encoded = data.encode();
-    let (next_peers, call_requests) = (result.next_peers, result.call_requests);
     let [prev, cur] = spare.inputs;
+    // a replay's trace starts with its previous one: those states' bytes are copied
+    let encoded = data.encode_reusing(&prev, &layout);
+    let (next_peers, call_requests) = (result.next_peers, result.call_requests);
     let mut kept = scratch::Buffers {
         prev,
+        layout,
         cur,
         result: data.trace,
         pos_map: spare.pos_map,

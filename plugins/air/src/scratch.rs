@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 
-use crate::data::State;
+use crate::data::{Layout, State};
 use crate::exec::{EnvBuffers, TextBuffer};
 use crate::parser::ParseBuffers;
 
@@ -27,6 +27,8 @@ pub const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) struct Buffers<'a> {
     /// The decoded `prev_data` trace.
     pub prev: Vec<State<'a>>,
+    /// Where the states of `prev_data` are.
+    pub layout: Layout<'a>,
     /// The decoded `current_data` trace.
     pub cur: Vec<State<'a>>,
     /// The result trace.
@@ -84,6 +86,7 @@ impl Buffers<'_> {
     pub(crate) fn emptied(self) -> Buffers<'static> {
         Buffers {
             prev: keep(self.prev, MAX_KEPT_BYTES),
+            layout: self.layout.kept(MAX_KEPT_BYTES),
             cur: keep(self.cur, MAX_KEPT_BYTES),
             result: keep(self.result, MAX_KEPT_BYTES),
             pos_map: keep(self.pos_map, MAX_KEPT_BYTES),
