@@ -168,7 +168,8 @@ impl<'a> TraceHandler<'a> {
         result.clear();
         result.reserve(capacity);
         pos_map.clear();
-        pos_map.reserve(capacity);
+        // a replay records a position for most states: no resize per state
+        pos_map.resize(capacity, (NONE, NONE));
         TraceHandler { prev, cur, pw, cw, result, pos_map }
     }
 
@@ -224,6 +225,7 @@ impl<'a> TraceHandler<'a> {
         self.result.len() - 1
     }
 
+    #[inline]
     fn record(&mut self, result_pos: usize, p: Option<usize>, c: Option<usize>) {
         if p.is_none() && c.is_none() {
             return;
