@@ -1401,6 +1401,31 @@ mod tests {
     }
 
     #[test]
+    fn every_argument_and_value_length_roundtrips() {
+        // the short path of the decoder masks the argument bytes in two halves and reads
+        // one-byte lengths: every inline length, both sides of 16 and of 128
+        let mut trace = Vec::new();
+        for n in 0..=ArgumentHash::INLINE + 1 {
+            for (len, output) in [(0, OutputKind::Scalar), (127, OutputKind::Unused), (128, OutputKind::Scalar)] {
+                let argument_hash = ArgumentHash::of(&vec![b'a' + n as u8 % 26; n]);
+                let value = Cow::Owned("7".repeat(len));
+                trace.push(State::Call(CallState::Executed {
+                    result: ServiceResult { value, argument_hash, ..result("") },
+                    output,
+                }));
+            }
+        }
+        let data = Data { interpreter_version: "x".into(), trace, lcid: 0, attestations: vec![] };
+        let bytes = data.encode();
+        assert_eq!(Data::decode(&bytes).unwrap(), data);
+        // and the same states at the very end of the bytes (the short path needs 40 of them)
+        for cut in 1..=3 {
+            let tail = Data { trace: data.trace[data.trace.len() - cut..].to_vec(), ..data.clone() };
+            assert_eq!(Data::decode(&tail.encode()).unwrap(), tail);
+        }
+    }
+
+    #[test]
     fn attestation_signs_the_digest_list() {
         let key = SigningKey::from_bytes(&[5; 32]);
         let peer = crate::peer_id::peer_id_from_secret(&[5; 32]);
