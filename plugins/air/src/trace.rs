@@ -220,6 +220,7 @@ impl<'a> TraceHandler<'a> {
     }
 
     /// Appends a state to the result trace, returning its position.
+    #[inline]
     pub fn push(&mut self, state: State<'a>) -> usize {
         self.result.push(state);
         self.result.len() - 1

@@ -245,6 +245,7 @@ impl Env {
     }
 
     /// Adds a binding at the head of name `id`'s list.
+    #[inline]
     fn bind(&mut self, id: u32, value: Option<Item>) {
         let i = id as usize;
         if self.scalars.len() <= i {
@@ -306,11 +307,13 @@ impl Env {
     }
 
     /// Whether setting `name` now would re-set a global scalar (ShadowingIsNotAllowed).
+    #[inline]
     pub fn would_shadow(&self, name: Name<'_>) -> bool {
         self.is_global() && matches!(self.scalar(name), Lookup::Found(_))
     }
 
     /// Sets a scalar (callers check [`Env::would_shadow`] first).
+    #[inline]
     pub fn set_scalar(&mut self, name: Name<'_>, item: Item) {
         let scope = self.scope as u32;
         if let Some(i) = self.visible_binding(name) {
@@ -386,6 +389,7 @@ impl Env {
     }
 
     /// The cursors of a fold iterator (one per open fold over it; the last is current).
+    #[inline]
     pub fn cursors(&self, name: Name<'_>) -> &[Cursor] {
         self.iterators.get(name.id as usize).map_or(&[], |c| c.as_slice())
     }
@@ -396,6 +400,7 @@ impl Env {
     }
 
     /// The current item of an active iterator.
+    #[inline]
     pub fn iterator(&self, name: Name<'_>) -> Option<&Item> {
         let c = self.iterators.get(name.id as usize)?.last()?;
         c.items.get(c.idx)

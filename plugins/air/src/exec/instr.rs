@@ -24,6 +24,30 @@ pub(crate) enum Arg<'v> {
     Resolved(Resolved),
 }
 
+/// `a == b`, without a call for the short strings of service and function names (most compare
+/// in one or two 8-byte loads).
+#[inline(always)]
+fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap_or_default());
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // the last 8 bytes (overlapping the ones before when n is no multiple of 8)
+    word(a, n - 8) == word(b, n - 8)
+}
+
 /// Values that resolve without the environment, never fail and never join.
 fn is_literal(v: &Value<'_>) -> bool {
     matches!(
@@ -124,6 +148,7 @@ impl<'a> Engine<'a> {
         }
     }
 
+    #[inline]
     fn check_output_name(&self, name: Name<'_>) -> Result<(), ExecError> {
         if !self.env.cursors(name).is_empty() {
             return Err(UncatchableError::IterableShadowing(name.to_string()).into());
@@ -248,19 +273,19 @@ impl<'a> Engine<'a> {
         };
         let t = &*result.tetraplet;
         if result.argument_hash != hash
-            || *t.service_id != **service
-            || *t.function_name != **function
+            || !same_str(&t.service_id, service)
+            || !same_str(&t.function_name, function)
             || !t.lens.is_empty()
         {
             return false;
         }
         let peer_matches = match &c.peer {
-            Value::Literal(p) => *t.peer_pk == **p,
-            Value::InitPeerId => *t.peer_pk == *self.ctx.init_peer_id,
+            Value::Literal(p) => same_str(&t.peer_pk, p),
+            Value::InitPeerId => same_str(&t.peer_pk, self.ctx.init_peer_id),
             Value::Scalar { name, lambda: None } => match self.scalar_ref(*name) {
                 Ok(Some(item)) => match &item.value {
-                    Val::Json(v) => v.as_str() == Some(&*t.peer_pk),
-                    lazy => self.texts.plain_str(lazy) == Some(&*t.peer_pk),
+                    Val::Json(v) => v.as_str().is_some_and(|p| same_str(&t.peer_pk, p)),
+                    lazy => self.texts.plain_str(lazy).is_some_and(|p| same_str(&t.peer_pk, p)),
                 },
                 _ => false,
             },
@@ -269,8 +294,9 @@ impl<'a> Engine<'a> {
         if !peer_matches || name.is_some_and(|n| self.check_output_name(n).is_err()) {
             return false;
         }
-        let state = State::Call(CallState::Executed { result: result.clone(), output: *output });
         let tetraplet = result.tetraplet.clone();
+        let result = ServiceResult { value: Cow::Borrowed(text), tetraplet: tetraplet.clone(), argument_hash: hash };
+        let state = State::Call(CallState::Executed { result, output: *output });
         self.trace.take_prev_only();
         if let Some(name) = name {
             let value = self.texts.trusted(text);
@@ -846,4 +872,21 @@ fn check_error_object(v: &JValue) -> Result<(), ErrorObjectError> {
         return Err(ErrorObjectError::ErrorCodeMustBeNonZero);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn same_str_is_string_equality() {
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(super::same_str(&a, &a.clone()));
+            assert!(!super::same_str(&a, &format!("{a}x")));
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'Z';
+                assert!(!super::same_str(&a, std::str::from_utf8(&b).unwrap()), "{n} {at}");
+            }
+        }
+    }
 }

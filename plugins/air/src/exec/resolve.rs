@@ -45,6 +45,7 @@ pub(crate) type Resolution<T> = Result<Option<T>, CatchableError>;
 
 impl Engine<'_> {
     /// A scalar or iterator item, borrowed.
+    #[inline]
     pub(crate) fn scalar_ref(&self, name: Name<'_>) -> Resolution<&Item> {
         if let Some(item) = self.env.iterator(name) {
             return Ok(Some(item));

@@ -109,6 +109,7 @@ impl<'a> Texts<'a> {
     /// or in another peer's data, see `interpreter::verify_current`, which trusts the previous
     /// data's signatures for the same reason). A text that is not JSON after all (a corrupted
     /// store) fails the run where it is first used, with "malformed stored value".
+    #[inline]
     pub fn trusted(&mut self, text: &'a str) -> Val {
         self.texts.push(Text::new(text, None));
         Val::Lazy((self.texts.len() - 1) as u32)
