@@ -461,6 +461,15 @@ impl<'a> Layout<'a> {
     }
 }
 
+/// What [`Data::encode_reusing`] reuses: the previous trace, decoded from the bytes `layout`
+/// describes; the trace being encoded is its first `shared` states followed by the data's own.
+#[derive(Clone, Copy)]
+struct Reuse<'r, 'a> {
+    prev: &'r [State<'a>],
+    shared: usize,
+    layout: &'r Layout<'a>,
+}
+
 /// Whether two states encode to the same bytes given the same tables (equal content; the
 /// shortcuts are for a state copied from the other).
 #[inline]
@@ -788,23 +797,28 @@ impl<'a> Data<'a> {
     /// refers to are the same entries in the same order; always true for bytes this encoder
     /// wrote). The bytes are those of [`Data::encode`] but for integers the previous bytes wrote
     /// in a longer form than needed (the decoded data is the same).
-    pub(crate) fn encode_reusing(&self, prev: &[State<'_>], layout: &Layout<'_>) -> Vec<u8> {
-        self.encode_with(Some((prev, layout))).0
+    pub(crate) fn encode_reusing(&self, prev: &[State<'_>], shared: usize, layout: &Layout<'_>) -> Vec<u8> {
+        self.encode_with(Some(Reuse { prev, shared, layout })).0
     }
 
     /// The encoding, and how many states' bytes were copied.
-    fn encode_with(&self, reuse: Option<(&[State<'_>], &Layout<'_>)>) -> (Vec<u8>, usize) {
+    fn encode_with(&self, reuse: Option<Reuse<'_, '_>>) -> (Vec<u8>, usize) {
+        // the trace: the shared start of the previous trace, then `self.trace`
+        let shared = reuse.map_or(&[][..], |r| &r.prev[..r.shared.min(r.prev.len())]);
+        let len = shared.len() + self.trace.len();
+        let all = || shared.iter().chain(&self.trace);
         // the common prefix with the previous trace
         let mut prefix = match reuse {
-            Some((prev, layout)) if layout.ends.len() == prev.len() => {
-                self.trace.iter().zip(prev).take_while(|(a, b)| same_state(a, b)).count()
+            Some(r) if r.layout.ends.len() == r.prev.len() => {
+                let more = self.trace.iter().zip(&r.prev[shared.len()..]).take_while(|(a, b)| same_state(a, b));
+                shared.len() + more.count()
             }
             _ => 0,
         };
         let mut t = Tables::new();
         let mut at_prefix = (0, 0);
         // first pass: the tables
-        for (i, s) in self.trace.iter().enumerate() {
+        for (i, s) in all().enumerate() {
             if i == prefix {
                 at_prefix = (t.strings.len(), t.tetraplets.len());
             }
@@ -824,13 +838,13 @@ impl<'a> Data<'a> {
                 State::Par { .. } | State::Fold(_) | State::Ap { .. } => {}
             }
         }
-        if prefix == self.trace.len() {
+        if prefix == len {
             at_prefix = (t.strings.len(), t.tetraplets.len());
         }
         // the copied states refer to table entries by their previous indices: those must be
         // the entries this encoding gives the same indices
         let copied = match reuse {
-            Some((_, layout)) if prefix > 0 => {
+            Some(Reuse { layout, .. }) if prefix > 0 => {
                 let (strings, tetraplets) = at_prefix;
                 let (used_strings, used_tetraplets) = layout.used_by(prefix);
                 let same = used_strings as usize <= strings
@@ -852,12 +866,12 @@ impl<'a> Data<'a> {
         for a in &self.attestations {
             t.string(&a.peer);
         }
-        let rest = &self.trace[prefix..];
+        let rest = || all().skip(prefix);
         let (copied_text, copied_states) = copied.unwrap_or_default();
-        let text_len: usize = copied_text.len() + rest.iter().map(State::text_len).sum::<usize>();
+        let text_len: usize = copied_text.len() + rest().map(State::text_len).sum::<usize>();
         let attested: usize = self.attestations.iter().map(|a| 80 + a.digests.len() * 32).sum();
         let mut w =
-            Writer { out: Vec::with_capacity(64 + text_len + attested + copied_states.len() + rest.len() * 48) };
+            Writer { out: Vec::with_capacity(64 + text_len + attested + copied_states.len() + (len - prefix) * 48) };
         w.u8(FORMAT_VERSION);
         w.str(&self.interpreter_version);
         w.u64(self.lcid as u64);
@@ -874,7 +888,7 @@ impl<'a> Data<'a> {
         // the text section: every result value, in trace order
         w.u64(text_len as u64);
         w.out.extend_from_slice(copied_text);
-        for s in rest {
+        for s in rest() {
             match s {
                 State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => {
                     w.out.extend_from_slice(result.value.as_bytes());
@@ -887,9 +901,9 @@ impl<'a> Data<'a> {
                 _ => {}
             }
         }
-        w.u64(self.trace.len() as u64);
+        w.u64(len as u64);
         w.out.extend_from_slice(copied_states);
-        for s in rest {
+        for s in rest() {
             match s {
                 State::Par { left, right } => {
                     w.u8(tag::PAR);
@@ -1279,8 +1293,15 @@ mod tests {
     fn reused(prev_bytes: &[u8], data: &Data<'_>) -> usize {
         let mut layout = Layout::default();
         let prev = Data::decode_with_layout(prev_bytes, Vec::new(), &mut layout).unwrap();
-        let (bytes, copied) = data.encode_with(Some((&prev.trace, &layout)));
+        let (bytes, copied) = data.encode_with(Some(Reuse { prev: &prev.trace, shared: 0, layout: &layout }));
         assert!(bytes == data.encode(), "different bytes after copying {copied} states");
+        // the same trace given as a shared start of the previous trace and the rest
+        let common = data.trace.iter().zip(&prev.trace).take_while(|(a, b)| a == b).count();
+        for shared in [common / 2, common] {
+            let own = Data { trace: data.trace[shared..].to_vec(), ..data.clone() };
+            let (again, n) = own.encode_with(Some(Reuse { prev: &prev.trace, shared, layout: &layout }));
+            assert!(again == bytes && n == copied, "{shared} states shared");
+        }
         copied
     }
 
@@ -1392,7 +1413,7 @@ mod tests {
                 let cut_trace = prev.trace[..cut.min(prev.trace.len())].to_vec();
                 for trace in [prev.trace.clone(), cut_trace, changed] {
                     let data = Data { trace, ..prev.clone() };
-                    let reused = data.encode_reusing(&prev.trace, &layout);
+                    let reused = data.encode_reusing(&prev.trace, 0, &layout);
                     let plain = data.encode();
                     proptest::prop_assert_eq!(Data::decode(&reused).unwrap(), Data::decode(&plain).unwrap());
                 }

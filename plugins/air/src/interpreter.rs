@@ -199,10 +199,10 @@ fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Res
 /// The attestations of the new data: those of both inputs (once each), without those made
 /// redundant by a larger one of the same peer, and — when this run produced results — without
 /// this peer's old ones, replaced by one signature over all of its results in the new trace.
-fn attestations(
+fn attestations<'t, 'a: 't>(
     prev: Vec<Attestation>,
     current: Vec<Attestation>,
-    trace: &[State<'_>],
+    trace: impl Iterator<Item = &'t State<'a>>,
     produced: bool,
     params: &RunParams,
     secret: &[u8; 32],
@@ -253,7 +253,7 @@ fn attestations(
             last.1
         };
         let digests: Vec<[u8; 32]> =
-            trace.iter().filter_map(State::result).filter(|r| mine(r)).map(|r| r.digest_with(&mut memo)).collect();
+            trace.filter_map(State::result).filter(|r| mine(r)).map(|r| r.digest_with(&mut memo)).collect();
         if !digests.is_empty() {
             let key = crate::peer_id::signing_key(secret);
             all.push(Attestation::sign(&key, &params.particle_id, me, digests));
@@ -351,20 +351,22 @@ pub fn run_with_cache(
         Err(ExecError::Uncatchable(e)) => return refuse(prev_data, e.code(), e.to_string()),
         Err(e @ ExecError::Catchable(_)) => (e.code(), e.message()),
     };
-    let attestations =
-        attestations(prev.attestations, current.attestations, &result.trace, result.produced, params, &secret);
+    let [prev_trace, cur] = spare.inputs;
+    // the result trace: the first `shared` states of the previous one, then `result.trace`
+    let shared = &prev_trace[..result.shared.min(prev_trace.len())];
+    let full = || shared.iter().chain(&result.trace);
+    let attestations = attestations(prev.attestations, current.attestations, full(), result.produced, params, &secret);
     let data = Data {
         interpreter_version: env!("CARGO_PKG_VERSION").to_string(),
         trace: result.trace,
         lcid: result.lcid,
         attestations,
     };
-    let [prev, cur] = spare.inputs;
     // a replay's trace starts with its previous one: those states' bytes are copied
-    let encoded = data.encode_reusing(&prev, &layout);
+    let encoded = data.encode_reusing(&prev_trace, shared.len(), &layout);
     let (next_peers, call_requests) = (result.next_peers, result.call_requests);
     let mut kept = scratch::Buffers {
-        prev,
+        prev: prev_trace,
         layout,
         cur,
         result: data.trace,

@@ -66,8 +66,12 @@ pub struct TraceHandler<'a> {
     cur: Vec<State<'a>>,
     pw: Window,
     cw: Window,
-    /// The result trace.
-    pub result: Vec<State<'a>>,
+    /// The result trace after its first [`TraceHandler::shared`] states.
+    result: Vec<State<'a>>,
+    /// The result trace starts with this many states of the previous trace, as they are there
+    /// (replayed one by one at the same positions, nothing else in between): they are not
+    /// copied into `result` (see [`TraceHandler::take_prev_verbatim`]).
+    shared: usize,
     /// Indexed by result position: (previous position, current position) of merged call/ap
     /// states ([`NONE`] when absent or not recorded).
     pos_map: Vec<(u32, u32)>,
@@ -76,8 +80,11 @@ pub struct TraceHandler<'a> {
 /// A finished [`TraceHandler`]: the result trace, and the buffers of the inputs and the
 /// position map (kept for the next run, see `scratch`).
 pub struct Parts<'a> {
-    /// The result trace.
+    /// The result trace after its first `shared` states, which are the first `shared` states
+    /// of the previous trace (`inputs[0]`).
     pub result: Vec<State<'a>>,
+    /// See above.
+    pub shared: usize,
     /// The previous and the current trace.
     pub inputs: [Vec<State<'a>>; 2],
     /// The position map.
@@ -170,7 +177,7 @@ impl<'a> TraceHandler<'a> {
         pos_map.clear();
         // a replay records a position for most states: no resize per state
         pos_map.resize(capacity, (NONE, NONE));
-        TraceHandler { prev, cur, pw, cw, result, pos_map }
+        TraceHandler { prev, cur, pw, cw, result, shared: 0, pos_map }
     }
 
     /// States in the longer input trace.
@@ -210,20 +217,44 @@ impl<'a> TraceHandler<'a> {
         (pw.pos < pw.end).then(|| self.prev.get(pw.pos)).flatten()
     }
 
-    /// Takes the state [`TraceHandler::peek_prev_only`] showed, as [`TraceHandler::meet_call`]
-    /// takes it (its input position recorded for the state about to be pushed).
-    #[inline]
-    pub fn take_prev_only(&mut self) {
-        let p = Self::take(&self.prev, &mut self.pw);
-        let pos = self.result.len();
-        self.record(pos, p, None);
-    }
-
     /// Appends a state to the result trace, returning its position.
     #[inline]
     pub fn push(&mut self, state: State<'a>) -> usize {
         self.result.push(state);
-        self.result.len() - 1
+        self.len() - 1
+    }
+
+    /// Length of the result trace.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.shared + self.result.len()
+    }
+
+    /// Takes the state [`TraceHandler::peek_prev_only`] showed into the result trace as it is.
+    /// While the result trace is exactly the start of the previous one, it is not copied.
+    #[inline]
+    pub fn take_prev_verbatim(&mut self) {
+        let Some(p) = Self::take(&self.prev, &mut self.pw) else { return };
+        let pos = self.len();
+        self.record(pos, Some(p), None);
+        if self.result.is_empty() && p == self.shared {
+            self.shared += 1;
+        } else {
+            self.result.push(self.prev[p].clone());
+        }
+    }
+
+    /// The result state at `pos`, to change (the shared start is copied first if `pos` is in
+    /// it: no caller changes a replayed call result, so that does not happen in practice).
+    fn result_mut(&mut self, pos: usize) -> Option<&mut State<'a>> {
+        if pos < self.shared {
+            let mut all = Vec::with_capacity(self.len());
+            all.extend(self.prev[..self.shared].iter().cloned());
+            all.append(&mut self.result);
+            self.result = all;
+            self.shared = 0;
+        }
+        self.result.get_mut(pos - self.shared)
     }
 
     #[inline]
@@ -287,7 +318,7 @@ impl<'a> TraceHandler<'a> {
             },
             _ => return Err(self.incompatible("call", p, c)),
         };
-        let pos = self.result.len();
+        let pos = self.len();
         self.record(pos, p, c);
         Ok(CallMerge::Met(merged.0, merged.1))
     }
@@ -304,7 +335,7 @@ impl<'a> TraceHandler<'a> {
             (None, Some(State::Ap { generation })) => Some((*generation, Source::Current)),
             _ => return Err(self.incompatible("ap", p, c)),
         };
-        let pos = self.result.len();
+        let pos = self.len();
         self.record(pos, p, c);
         Ok(merged)
     }
@@ -374,7 +405,7 @@ impl<'a> TraceHandler<'a> {
 
     /// The left branch is done: windows move to the right branches.
     pub fn par_left_done(&mut self, ctx: &mut ParCtx) {
-        ctx.left_len = self.result.len() - ctx.result_pos - 1;
+        ctx.left_len = self.len() - ctx.result_pos - 1;
         if let Some((start, l, r)) = ctx.prev {
             self.pw = Window { pos: start + l, end: start + l + r };
         }
@@ -385,8 +416,10 @@ impl<'a> TraceHandler<'a> {
 
     /// The right branch is done: the par state gets its sizes, windows move past the par.
     pub fn par_right_done(&mut self, ctx: &ParCtx) {
-        let right = self.result.len() - ctx.result_pos - 1 - ctx.left_len;
-        self.result[ctx.result_pos] = State::Par { left: ctx.left_len as u32, right: right as u32 };
+        let right = self.len() - ctx.result_pos - 1 - ctx.left_len;
+        if let Some(s) = self.result_mut(ctx.result_pos) {
+            *s = State::Par { left: ctx.left_len as u32, right: right as u32 };
+        }
         match ctx.prev {
             Some((start, l, r)) => self.pw = Window { pos: start + l + r, end: ctx.prev_end },
             None => self.pw.end = ctx.prev_end,
@@ -456,7 +489,7 @@ impl<'a> TraceHandler<'a> {
             value_pos: value_pos.unwrap_or(usize::MAX),
             prev,
             cur,
-            before_start: self.result.len(),
+            before_start: self.len(),
             before_len: None,
             after_start: None,
         });
@@ -465,15 +498,15 @@ impl<'a> TraceHandler<'a> {
     /// `next` is called in the current iteration: its "before next" part ends.
     pub fn iteration_next(&mut self, ctx: &mut FoldCtx) {
         if let Some(top) = ctx.stack.last_mut() {
-            top.before_len.get_or_insert(self.result.len() - top.before_start);
+            top.before_len.get_or_insert(self.len() - top.before_start);
         }
     }
 
     /// `next` returned into the current iteration (after a nested iteration or the end).
     pub fn iteration_after(&mut self, ctx: &mut FoldCtx) {
         let Some(top) = ctx.stack.last_mut() else { return };
-        top.before_len.get_or_insert(self.result.len() - top.before_start);
-        top.after_start = Some(self.result.len());
+        top.before_len.get_or_insert(self.len() - top.before_start);
+        top.after_start = Some(self.len());
         let (prev, cur) = (top.prev, top.cur);
         self.pw = Self::window_of(&ctx.prev, prev, true);
         self.cw = Self::window_of(&ctx.cur, cur, true);
@@ -483,7 +516,7 @@ impl<'a> TraceHandler<'a> {
     pub fn iteration_end(&mut self, ctx: &mut FoldCtx) {
         let Some(rec) = ctx.stack.pop() else { return };
         let base = ctx.result_pos + 1;
-        let now = self.result.len();
+        let now = self.len();
         let before_len = rec.before_len.unwrap_or(now - rec.before_start);
         let after_start = rec.after_start.unwrap_or(now);
         if rec.value_pos == usize::MAX {
@@ -501,15 +534,17 @@ impl<'a> TraceHandler<'a> {
         while !ctx.stack.is_empty() {
             self.iteration_end(&mut ctx);
         }
-        let len = self.result.len() - ctx.result_pos - 1;
-        self.result[ctx.result_pos] = State::Fold(FoldState { len: len as u32, lore: ctx.lore });
+        let len = self.len() - ctx.result_pos - 1;
+        if let Some(s) = self.result_mut(ctx.result_pos) {
+            *s = State::Fold(FoldState { len: len as u32, lore: ctx.lore });
+        }
         self.pw = Window { pos: ctx.prev.region_end, end: ctx.prev_end };
         self.cw = Window { pos: ctx.cur.region_end, end: ctx.cur_end };
     }
 
     /// Rewrites the generation of the stream state at `pos` (compaction).
     pub fn set_generation(&mut self, pos: usize, generation: u32) {
-        match self.result.get_mut(pos) {
+        match self.result_mut(pos) {
             Some(State::Ap { generation: g }) => *g = generation,
             Some(State::Call(CallState::Executed { output: OutputKind::Stream { generation: g }, .. })) => {
                 *g = generation
@@ -520,7 +555,7 @@ impl<'a> TraceHandler<'a> {
 
     /// The result trace, and the input traces and position map (for their storage).
     pub fn into_parts(self) -> Parts<'a> {
-        Parts { result: self.result, inputs: [self.prev, self.cur], pos_map: self.pos_map }
+        Parts { result: self.result, shared: self.shared, inputs: [self.prev, self.cur], pos_map: self.pos_map }
     }
 }
 
@@ -550,6 +585,30 @@ mod tests {
             CallMerge::Met(CallState::Executed { result, .. }, src) => Some((result.value.into_owned(), src)),
             _ => None,
         }
+    }
+
+    #[test]
+    fn verbatim_states_are_shared_until_the_trace_differs() {
+        let prev = vec![executed("1"), executed("2"), executed("3"), executed("4")];
+        let mut t = TraceHandler::new(prev.clone(), vec![]);
+        t.take_prev_verbatim();
+        t.take_prev_verbatim();
+        assert_eq!((t.shared, t.result.len(), t.len()), (2, 0, 2));
+        t.push(sent());
+        // after a state of its own, replayed states are copied
+        t.take_prev_verbatim();
+        assert_eq!((t.shared, t.result.len(), t.len()), (2, 2, 4));
+        assert_eq!(t.recorded(3), (Some(2), None));
+        let parts = t.into_parts();
+        assert_eq!(parts.shared, 2);
+        assert_eq!(parts.result, vec![sent(), executed("3")]);
+        // changing a shared state copies the shared start first
+        let mut t = TraceHandler::new(prev.clone(), vec![]);
+        t.take_prev_verbatim();
+        t.take_prev_verbatim();
+        *t.result_mut(1).unwrap() = sent();
+        let parts = t.into_parts();
+        assert_eq!((parts.shared, parts.result), (0, vec![executed("1"), sent()]));
     }
 
     #[test]

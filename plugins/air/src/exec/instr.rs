@@ -294,15 +294,13 @@ impl<'a> Engine<'a> {
         if !peer_matches || name.is_some_and(|n| self.check_output_name(n).is_err()) {
             return false;
         }
-        let tetraplet = result.tetraplet.clone();
-        let result = ServiceResult { value: Cow::Borrowed(text), tetraplet: tetraplet.clone(), argument_hash: hash };
-        let state = State::Call(CallState::Executed { result, output: *output });
-        self.trace.take_prev_only();
-        if let Some(name) = name {
+        let tetraplet = name.map(|_| result.tetraplet.clone());
+        // the state as it is in the previous trace
+        self.trace.take_prev_verbatim();
+        if let (Some(name), Some(tetraplet)) = (name, tetraplet) {
             let value = self.texts.trusted(text);
             self.env.set_scalar(name, Item { value, tetraplet, trace_pos: None });
         }
-        self.trace.push(state);
         true
     }
 
@@ -426,7 +424,7 @@ impl<'a> Engine<'a> {
                 }
                 let value = self.stored_value(&result.value, source)?;
                 let item = Item { value, tetraplet: result.tetraplet.clone(), trace_pos: None };
-                let pos = self.trace.result.len();
+                let pos = self.trace.len();
                 match (&c.output, output) {
                     (CallOutput::Scalar(name), OutputKind::Scalar) => {
                         self.env.set_scalar(*name, item);
@@ -562,7 +560,7 @@ impl<'a> Engine<'a> {
             Ok(value) => {
                 // the text as the service gave it: it parses to `value` on every replay
                 let result = ServiceResult { value: Cow::Borrowed(text), tetraplet: tetraplet.clone(), argument_hash };
-                let pos = self.trace.result.len();
+                let pos = self.trace.len();
                 let item = Item { value, tetraplet, trace_pos: None };
                 let output = match &c.output {
                     CallOutput::Scalar(name) => {
@@ -716,7 +714,7 @@ impl<'a> Engine<'a> {
 
     fn ap_to_stream(&mut self, node: NodeId, name: Name<'a>, item: Item) -> Result<(), ExecError> {
         let merged = self.trace.meet_ap().map_err(|e| self.trace_err(node, e))?;
-        let pos = self.trace.result.len();
+        let pos = self.trace.len();
         let item = Item { trace_pos: Some(pos as u32), ..item };
         let generation = match merged {
             Some((g, source)) => self.push_stream(name, item, source, Some(g))?,

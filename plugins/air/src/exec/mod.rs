@@ -138,7 +138,10 @@ macro_rules! ret {
 /// What a run produced.
 pub(crate) struct RunResult<'a> {
     pub result: Result<(), ExecError>,
+    /// The result trace after its first `shared` states, which are those of the previous trace
+    /// (`spare.inputs[0]`).
     pub trace: Vec<crate::data::State<'a>>,
+    pub shared: usize,
     /// Whether this run produced a result of its own (a service result or a canon snapshot).
     pub produced: bool,
     pub next_peers: Vec<String>,
@@ -240,10 +243,11 @@ impl<'a> Engine<'a> {
             self.trace.set_generation(pos, g);
         }
         let unconsumed = self.call_results.keys().filter(|id| !self.consumed.contains(id)).copied().collect();
-        let crate::trace::Parts { result: trace, inputs, pos_map } = self.trace.into_parts();
+        let crate::trace::Parts { result: trace, shared, inputs, pos_map } = self.trace.into_parts();
         RunResult {
             result,
             trace,
+            shared,
             spare: Spare { inputs, pos_map, texts: self.texts.into_buffer(), env: self.env.into_buffers() },
             produced: self.produced,
             next_peers: self.next_peers,
@@ -268,7 +272,7 @@ impl<'a> Engine<'a> {
                         let msg = format!("more than {} nested instructions", self.ctx.limits.max_stack);
                         return Err(UncatchableError::LimitExceeded(msg).into());
                     }
-                    if self.trace.result.len() > self.ctx.limits.max_trace_len {
+                    if self.trace.len() > self.ctx.limits.max_trace_len {
                         let msg = format!("trace longer than {} states", self.ctx.limits.max_trace_len);
                         return Err(UncatchableError::LimitExceeded(msg).into());
                     }
