@@ -48,7 +48,7 @@ pub struct Data<'a> {
     /// The last call id this peer allocated (only the peer's own `prev_data` value is used).
     pub lcid: u32,
     /// Signatures over the results in the trace, one per producing peer and run.
-    pub attestations: Vec<Attestation>,
+    pub attestations: Vec<Attestation<'a>>,
 }
 
 /// One entry of the trace.
@@ -217,11 +217,11 @@ pub struct FoldLore {
 
 /// A peer's signature over the digests of results it produced (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attestation {
+pub struct Attestation<'a> {
     /// The signing peer (its id is its Ed25519 public key).
     pub peer: Arc<str>,
-    /// Digests of the results it covers, in trace order.
-    pub digests: Vec<[u8; 32]>,
+    /// Digests of the results it covers, in trace order (decoding borrows them from the bytes).
+    pub digests: Cow<'a, [[u8; 32]]>,
     /// Ed25519 signature (64 bytes) over [`Attestation::message`].
     pub signature: Vec<u8>,
 }
@@ -660,11 +660,9 @@ impl<'a> Data<'a> {
             let peer = r.index(&strings, "string")?;
             let signature = r.bytes(64)?.to_vec();
             let count = r.count(32)?;
-            let mut digests = Vec::with_capacity(count);
-            for _ in 0..count {
-                digests.push(r.array::<32>()?);
-            }
-            attestations.push(Attestation { peer, digests, signature });
+            // `count` fits the bytes left (checked): borrowed as they are
+            let (digests, _) = r.bytes(count * 32)?.as_chunks::<32>();
+            attestations.push(Attestation { peer, digests: Cow::Borrowed(digests), signature });
         }
         if r.pos != bytes.len() {
             return Err(malformed(format!("{} trailing bytes", bytes.len() - r.pos)));
@@ -975,9 +973,7 @@ impl<'a> Data<'a> {
             sig[..n].copy_from_slice(&a.signature[..n]);
             w.out.extend_from_slice(&sig);
             w.u64(a.digests.len() as u64);
-            for d in &a.digests {
-                w.out.extend_from_slice(d);
-            }
+            w.out.extend_from_slice(a.digests.as_flattened());
         }
         (w.out, prefix)
     }
@@ -1161,7 +1157,7 @@ impl CanonResult<'_> {
     }
 }
 
-impl Attestation {
+impl Attestation<'_> {
     /// What is signed: blake3 over domain, particle id, peer id and the digests.
     pub fn message(particle_id: &str, peer: &str, digests: &[[u8; 32]]) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
@@ -1176,9 +1172,9 @@ impl Attestation {
     }
 
     /// `peer`'s attestation of `digests` for this particle, signed with `key` (the key of `peer`).
-    pub fn sign(key: &SigningKey, particle_id: &str, peer: &str, digests: Vec<[u8; 32]>) -> Attestation {
+    pub fn sign(key: &SigningKey, particle_id: &str, peer: &str, digests: Vec<[u8; 32]>) -> Attestation<'static> {
         let message = Self::message(particle_id, peer, &digests);
-        Attestation { peer: Arc::from(peer), digests, signature: sign(key, &message) }
+        Attestation { peer: Arc::from(peer), digests: Cow::Owned(digests), signature: sign(key, &message) }
     }
 
     /// Checks the signature against the key in the peer id.
@@ -1250,7 +1246,7 @@ mod tests {
             lcid: 3,
             attestations: vec![Attestation {
                 peer: "p".into(),
-                digests: vec![[1; 32], [2; 32]],
+                digests: vec![[1; 32], [2; 32]].into(),
                 signature: vec![9; 64],
             }],
         };
@@ -1331,7 +1327,8 @@ mod tests {
         }));
         variants.push(longer);
         for (i, trace) in variants.into_iter().enumerate() {
-            let attestations = vec![Attestation { peer: "att".into(), digests: vec![[1; 32]], signature: vec![9; 64] }];
+            let attestations =
+                vec![Attestation { peer: "att".into(), digests: vec![[1; 32]].into(), signature: vec![9; 64] }];
             // this encoder's bytes: the whole common prefix is copied
             let common = trace.iter().zip(&base.trace).take_while(|(a, b)| a == b).count();
             let data = Data { interpreter_version: "y".into(), trace, lcid: 4, attestations };
@@ -1454,7 +1451,7 @@ mod tests {
         a.verify("particle").unwrap();
         assert!(a.verify("other").is_err());
         let mut b = a.clone();
-        b.digests[0] = result("2").digest(false);
+        b.digests.to_mut()[0] = result("2").digest(false);
         assert!(b.verify("particle").is_err());
         assert_ne!(result("1").digest(false), result("1").digest(true));
     }

@@ -172,7 +172,7 @@ fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Res
             a.verify(particle_id)?;
         }
     }
-    fn covered(attestations: &[Attestation]) -> HashMap<&str, HashSet<[u8; 32]>> {
+    fn covered<'s>(attestations: &'s [Attestation<'_>]) -> HashMap<&'s str, HashSet<[u8; 32]>> {
         let mut sets: HashMap<&str, HashSet<[u8; 32]>> = HashMap::new();
         for a in attestations {
             sets.entry(&*a.peer).or_default().extend(a.digests.iter().copied());
@@ -200,16 +200,16 @@ fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Res
 /// redundant by a larger one of the same peer, and — when this run produced results — without
 /// this peer's old ones, replaced by one signature over all of its results in the new trace.
 fn attestations<'t, 'a: 't>(
-    prev: Vec<Attestation>,
-    current: Vec<Attestation>,
+    prev: Vec<Attestation<'a>>,
+    current: Vec<Attestation<'a>>,
     trace: impl Iterator<Item = &'t State<'a>>,
     produced: bool,
     params: &RunParams,
     secret: &[u8; 32],
-) -> Vec<Attestation> {
+) -> Vec<Attestation<'a>> {
     let me = params.current_peer_id.as_str();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    let mut all: Vec<Attestation> = Vec::with_capacity(prev.len() + current.len() + 1);
+    let mut all: Vec<Attestation<'a>> = Vec::with_capacity(prev.len() + current.len() + 1);
     for a in prev.into_iter().chain(current) {
         if produced && &*a.peer == me {
             continue;

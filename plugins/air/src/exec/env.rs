@@ -245,7 +245,7 @@ impl Env {
     }
 
     /// Adds a binding at the head of name `id`'s list.
-    #[inline]
+    #[inline(always)]
     fn bind(&mut self, id: u32, value: Option<Item>) {
         let i = id as usize;
         if self.scalars.len() <= i {
@@ -313,7 +313,7 @@ impl Env {
     }
 
     /// Sets a scalar (callers check [`Env::would_shadow`] first).
-    #[inline]
+    #[inline(always)]
     pub fn set_scalar(&mut self, name: Name<'_>, item: Item) {
         let scope = self.scope as u32;
         if let Some(i) = self.visible_binding(name) {

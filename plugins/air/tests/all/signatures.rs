@@ -87,8 +87,8 @@ fn result_signed_by_another_peer_is_refused() {
         result.value = "\"forged\"".into();
         let digest = result.digest(false);
         let b = d.attestations.iter_mut().find(|a| *a.peer == *b_id).expect("B's attestation");
-        b.digests[0] = digest;
-        let resigned = Attestation::sign(&key, "test-particle", &b_id, b.digests.clone());
+        b.digests.to_mut()[0] = digest;
+        let resigned = Attestation::sign(&key, "test-particle", &b_id, b.digests.to_vec());
         *b = resigned;
     });
     assert_refused(&net, &forged);
@@ -98,7 +98,7 @@ fn result_signed_by_another_peer_is_refused() {
 fn tampered_attestation_is_refused() {
     let (net, data) = b_data();
     // an extra digest in B's attestation breaks its signature, even if it covers nothing
-    let forged = tamper_data(&data, |d| d.attestations[0].digests.push([7; 32]));
+    let forged = tamper_data(&data, |d| d.attestations[0].digests.to_mut().push([7; 32]));
     assert_refused(&net, &forged);
     // a flipped signature byte
     let forged = tamper_data(&data, |d| d.attestations[0].signature[10] ^= 1);
