@@ -80,21 +80,22 @@ fn constant_text(v: &Value<'_>, out: &mut Vec<u8>) -> Option<()> {
 /// it with the tree and a replayed call compares the recorded form without writing the text.
 pub(crate) fn constant_argument_hashes(ast: &Ast<'_>) -> Vec<Option<ArgumentHash>> {
     let mut buf = Vec::new();
-    ast.calls
-        .iter()
-        .map(|c| {
-            buf.clear();
-            buf.push(b'[');
-            for (i, a) in ast.call_args(c).iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                constant_text(a, &mut buf)?;
-            }
-            buf.push(b']');
-            Some(ArgumentHash::of(&buf))
-        })
-        .collect()
+    ast.calls.iter().map(|c| constant_argument_hash(ast, c, &mut buf)).collect()
+}
+
+/// The [`ArgumentHash`] of one call's argument list when every argument is a constant (see
+/// [`constant_argument_hashes`]); `buf` is scratch space.
+fn constant_argument_hash(ast: &Ast<'_>, c: &Call<'_>, buf: &mut Vec<u8>) -> Option<ArgumentHash> {
+    buf.clear();
+    buf.push(b'[');
+    for (i, a) in ast.call_args(c).iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        constant_text(a, buf)?;
+    }
+    buf.push(b']');
+    Some(ArgumentHash::of(buf))
 }
 
 /// A resolved peer, service or function name.
@@ -234,7 +235,19 @@ impl<'a> Engine<'a> {
 
     pub(crate) fn exec_call(&mut self, node: NodeId, index: u32) -> Result<(), ExecError> {
         let c = self.ast.call(index);
-        let constant = self.ctx.constant_args.get(index as usize).copied().flatten();
+        let constant = match self.ctx.constant_args.get(index as usize) {
+            Some(cached) => *cached,
+            // a script parsed for this run only: the form is written here
+            None => {
+                let mut buf = std::mem::take(&mut self.scratch);
+                let hash = constant_argument_hash(self.ast, c, &mut buf);
+                self.scratch = buf;
+                hash
+            }
+        };
+        // (tests compare the short paths with the general one)
+        #[cfg(test)]
+        let constant = constant.filter(|_| !tests::GENERAL_ONLY.get());
         if let Some(hash) = constant
             && self.replay(c, hash)
         {
@@ -873,7 +886,139 @@ fn check_error_object(v: &JValue) -> Result<(), ErrorObjectError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::cell::Cell;
+
+    use crate::data::{ArgumentHash, CallState, Data, OutputKind, State};
+    use crate::{CallResult, CallResults, Limits, Outcome, RunParams, ScriptCache, Tetraplet, run_with_cache};
+
+    thread_local! {
+        /// Calls take the general path only: no constant argument forms, no short replay.
+        pub(crate) static GENERAL_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// `f` run once with the short paths and once with the general path only.
+    fn both<T>(mut f: impl FnMut() -> T) -> (T, T) {
+        let short = f();
+        GENERAL_ONLY.set(true);
+        let general = f();
+        GENERAL_ONLY.set(false);
+        (short, general)
+    }
+
+    fn params(id: &str, secret: &[u8; 32]) -> RunParams {
+        RunParams {
+            init_peer_id: id.into(),
+            current_peer_id: id.into(),
+            timestamp: 1_700_000_000_000,
+            ttl: 120_000,
+            particle_id: "test-particle".into(),
+            secret_key: secret.to_vec(),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn every_scenario_is_the_same_with_the_general_path_only() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut n = 0;
+        for sub in ["conformance", "conformance-extra"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let (short, general) = both(|| crate::simulate::simulate(&text).map_err(|e| e.to_string()));
+                assert_eq!(short, general, "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n > 200, "{n} scenarios");
+    }
+
+    #[test]
+    fn replays_of_own_data_are_the_same_with_the_general_path_only() {
+        // each call shape, replayed from untouched data and from data whose recorded result
+        // of `f` does not fit the call: the short replay path and the general one agree
+        let secret = [3u8; 32];
+        let id = crate::peer_id::peer_id_from_secret(&secret);
+        let id = id.as_str();
+        let shapes = [
+            format!(r#"(call "{id}" ("s" "f") [1] x)"#),
+            r#"(call %init_peer_id% ("s" "f") ["a" 2] x)"#.to_string(),
+            format!(r#"(seq (ap "{id}" p) (call p ("s" "f") [] x))"#),
+            format!(r#"(seq (call "{id}" ("s" "peer") [] p) (call p ("s" "f") [] x))"#),
+            format!(r#"(call "{id}" ("s" "f") [1])"#),
+            format!(r#"(call "{id}" ("s" "f") [1] $st)"#),
+            format!(r#"(par (call "{id}" ("s" "f") [1] x) (call "{id}" ("s" "f") [2] y))"#),
+            format!(
+                r#"(seq (call "{id}" ("s" "f") [true false [] "" -7] x) (call "{id}" ("s" "f") ["{long}"] y))"#,
+                long = "z".repeat(40)
+            ),
+        ];
+        let p = params(id, &secret);
+        let answer = CallResult { ret_code: 0, result: format!("\"{id}\"") };
+        let cache = ScriptCache::new(1 << 20, 16);
+        for shape in shapes {
+            // `g` takes `x` where there is one: its replay checks the value replayed for `x`
+            let g_args = if shape.contains(" x)") { "[x]" } else { "[]" };
+            let air = format!(r#"(seq {shape} (call "{id}" ("s" "g") {g_args}))"#);
+            let run = |prev: &[u8], results: &CallResults| run_with_cache(&air, prev, &[], &p, results, &cache);
+            let mut out: Outcome = run(&[], &CallResults::new());
+            while !out.call_requests.is_empty() {
+                let results = out.call_requests.iter().map(|r| (r.id, answer.clone())).collect();
+                out = run(&out.data, &results);
+            }
+            assert_eq!(out.ret_code, 0, "{shape}: {}", out.error_message);
+            let forged = |f: &dyn Fn(&mut State<'_>)| {
+                let mut d = Data::decode(&out.data).unwrap();
+                for s in &mut d.trace {
+                    if let State::Call(CallState::Executed { result, .. }) = s
+                        && &*result.tetraplet.function_name == "f"
+                    {
+                        f(s);
+                    }
+                }
+                d.encode()
+            };
+            let with_result = |f: &dyn Fn(&mut crate::data::ServiceResult<'_>)| {
+                forged(&|s| {
+                    if let State::Call(CallState::Executed { result, .. }) = s {
+                        f(result)
+                    }
+                })
+            };
+            let variants = [
+                out.data.clone(),
+                with_result(&|r| r.tetraplet = std::sync::Arc::new(Tetraplet::new(id, "s", "other"))),
+                with_result(&|r| r.tetraplet = std::sync::Arc::new(Tetraplet::new("someone-else", "s", "f"))),
+                with_result(&|r| {
+                    r.tetraplet = std::sync::Arc::new(Tetraplet { lens: ".$.a".into(), ..Tetraplet::new(id, "s", "f") })
+                }),
+                with_result(&|r| r.argument_hash = ArgumentHash::of(b"[9]")),
+                forged(&|s| {
+                    if let State::Call(CallState::Executed { output, .. }) = s {
+                        *output = match output {
+                            OutputKind::Unused => OutputKind::Scalar,
+                            _ => OutputKind::Unused,
+                        };
+                    }
+                }),
+                with_result(&|r| r.value = "not json".into()),
+            ];
+            for (i, prev) in variants.iter().enumerate() {
+                let (short, general) = both(|| run(prev, &CallResults::new()));
+                assert_eq!(short, general, "{shape}, variant {i}");
+                if i == 0 {
+                    assert_eq!((short.ret_code, &short.data), (0, &out.data), "{shape}: {}", short.error_message);
+                } else if (1..=5).contains(&i) && !shape.contains("$st") {
+                    assert_ne!(short.ret_code, 0, "{shape}, variant {i}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn same_str_is_string_equality() {
         for n in 0..40 {
