@@ -637,7 +637,7 @@ impl<'a> Data<'a> {
         }
         let mut used = (0, 0);
         for i in 0..n {
-            trace.push(Self::decode_state(&mut r, &strings, &tetraplets)?);
+            crate::scratch::push(&mut trace, Self::decode_state(&mut r, &strings, &tetraplets)?);
             if let Some(l) = layout.as_deref_mut() {
                 l.ends.push(((r.pos - states_start) as u32, r.text_pos as u32));
                 if (r.strings_used, r.tetraplets_used) != used {

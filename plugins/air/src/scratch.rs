@@ -64,6 +64,23 @@ pub(crate) fn relabel<T, U>(v: Vec<T>) -> Vec<U> {
     unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<U>(), 0, v.capacity()) }
 }
 
+/// `v.push(x)`, always inlined: an element pushed by the out-of-line `Vec::push` is built on
+/// the stack and copied with wider loads than it was written with (a store-forwarding stall;
+/// the pushes of a replayed call's text, binding and decoded state were a sixth of a replay).
+#[inline(always)]
+pub(crate) fn push<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve(1);
+    }
+    let len = v.len();
+    // SAFETY: `reserve` left room for one more element: the slot at `len` is allocated and
+    // unused; it is written before the length covers it.
+    unsafe {
+        v.as_mut_ptr().add(len).write(x);
+        v.set_len(len + 1);
+    }
+}
+
 /// Empties `v` and keeps it when its capacity is at most `max_bytes`.
 #[inline]
 pub(crate) fn keep<T, U>(v: Vec<T>, max_bytes: usize) -> Vec<U> {

@@ -258,7 +258,7 @@ impl Env {
                 at
             }
             None => {
-                self.bindings.push(b);
+                crate::scratch::push(&mut self.bindings, b);
                 (self.bindings.len() - 1) as u32
             }
         };

@@ -111,7 +111,7 @@ impl<'a> Texts<'a> {
     /// store) fails the run where it is first used, with "malformed stored value".
     #[inline]
     pub fn trusted(&mut self, text: &'a str) -> Val {
-        self.texts.push(Text::new(text, None));
+        crate::scratch::push(&mut self.texts, Text::new(text, None));
         Val::Lazy((self.texts.len() - 1) as u32)
     }
 
