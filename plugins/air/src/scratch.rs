@@ -138,6 +138,20 @@ mod tests {
     }
 
     #[test]
+    fn push_is_vec_push() {
+        let item = std::sync::Arc::new(0u8);
+        let mut v = Vec::new();
+        for i in 0..1000 {
+            push(&mut v, (i, item.clone()));
+        }
+        assert_eq!(v.len(), 1000);
+        assert!(v.iter().enumerate().all(|(i, (j, _))| i == *j));
+        assert_eq!(std::sync::Arc::strong_count(&item), 1001);
+        drop(v);
+        assert_eq!(std::sync::Arc::strong_count(&item), 1);
+    }
+
+    #[test]
     fn buffers_are_reused_and_bounded() {
         let mut b = take();
         b.result.reserve(5000);
