@@ -6,13 +6,15 @@
 //! script become the quoted peer ids of three fixed peers. Peer A runs the script with PREV and
 //! CURRENT; then a small network follows the outcome for a few more runs: call requests are
 //! answered from a fixed list of results, and the data is sent to the next peers, so traces made
-//! by the interpreter itself (validly signed) get merged too.
+//! by the interpreter itself (validly signed) get merged too. The data of every run that
+//! succeeds must decode (a run copies the bytes of states it kept from the previous data).
 #![no_main]
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use weft_plugin_air::data::Data;
 use weft_plugin_air::peer_id::peer_id_from_secret;
 use weft_plugin_air::{CallResult, CallResults, Limits, Outcome, RunParams, run};
 
@@ -71,6 +73,10 @@ fuzz_target!(|input: &[u8]| {
     let peers = peers();
     let first = run(&script, prev, current, &params(&peers[0]), &CallResults::new());
     let _ = first.error_message.len();
+    // data a run wrote (parts copied from `prev` included) always decodes
+    if first.ret_code == 0 {
+        assert!(Data::decode(&first.data).is_ok(), "a successful run wrote data that does not decode");
+    }
 
     // what each peer holds, and particles (peer, data, results) not delivered yet
     let mut held: [Vec<u8>; 3] = [first.data.clone(), Vec::new(), Vec::new()];
@@ -97,6 +103,9 @@ fuzz_target!(|input: &[u8]| {
     for _ in 0..MAX_RUNS {
         let Some((at, data, results)) = queue.pop_front() else { break };
         let out = run(&script, &held[at], &data, &params(&peers[at]), &results);
+        if out.ret_code == 0 {
+            assert!(Data::decode(&out.data).is_ok(), "a successful run wrote data that does not decode");
+        }
         held[at] = out.data.clone();
         follow(at, &out, &mut queue);
     }
