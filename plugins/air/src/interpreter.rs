@@ -354,8 +354,8 @@ pub fn run_with_cache(
     let [prev_trace, cur] = spare.inputs;
     // the result trace: the first `shared` states of the previous one, then `result.trace`
     let shared = &prev_trace[..result.shared.min(prev_trace.len())];
-    let full = || shared.iter().chain(&result.trace);
-    let attestations = attestations(prev.attestations, current.attestations, full(), result.produced, params, &secret);
+    let full = shared.iter().chain(&result.trace);
+    let attestations = attestations(prev.attestations, current.attestations, full, result.produced, params, &secret);
     let data = Data {
         interpreter_version: env!("CARGO_PKG_VERSION").to_string(),
         trace: result.trace,

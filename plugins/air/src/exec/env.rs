@@ -251,14 +251,15 @@ impl Env {
         if self.scalars.len() <= i {
             self.scalars.resize(i + 1, NONE);
         }
-        let b = Binding { value, scope: self.scope as u32, prev: self.scalars[i] };
+        let (scope, prev) = (self.scope as u32, self.scalars[i]);
+        // the binding is built where it goes (built first and moved, it went through the stack)
         let at = match self.free.pop() {
             Some(at) => {
-                self.bindings[at as usize] = b;
+                self.bindings[at as usize] = Binding { value, scope, prev };
                 at
             }
             None => {
-                crate::scratch::push(&mut self.bindings, b);
+                crate::scratch::push(&mut self.bindings, Binding { value, scope, prev });
                 (self.bindings.len() - 1) as u32
             }
         };
