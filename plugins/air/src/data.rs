@@ -141,10 +141,26 @@ impl ArgumentHash {
     /// The form of the argument list whose JSON text is `text`.
     #[inline]
     pub fn of(text: &[u8]) -> Self {
-        if text.len() <= Self::INLINE {
+        let n = text.len();
+        if n <= Self::INLINE {
+            // two overlapping copies of a fixed size instead of a call to `memcpy`
             let mut bytes = [0u8; 32];
-            bytes[..text.len()].copy_from_slice(text);
-            return ArgumentHash { len: text.len() as u8, bytes };
+            match n {
+                16.. => {
+                    bytes[..16].copy_from_slice(&text[..16]);
+                    bytes[n - 16..n].copy_from_slice(&text[n - 16..]);
+                }
+                8.. => {
+                    bytes[..8].copy_from_slice(&text[..8]);
+                    bytes[n - 8..n].copy_from_slice(&text[n - 8..]);
+                }
+                4.. => {
+                    bytes[..4].copy_from_slice(&text[..4]);
+                    bytes[n - 4..n].copy_from_slice(&text[n - 4..]);
+                }
+                _ => bytes[..n].iter_mut().zip(text).for_each(|(b, t)| *b = *t),
+            }
+            return ArgumentHash { len: n as u8, bytes };
         }
         ArgumentHash { len: Self::HASHED, bytes: *blake3::hash(text).as_bytes() }
     }
@@ -1414,6 +1430,21 @@ mod tests {
                     let plain = data.encode();
                     proptest::prop_assert_eq!(Data::decode(&reused).unwrap(), Data::decode(&plain).unwrap());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn argument_form_of_every_length() {
+        for n in 0..=40usize {
+            let text: Vec<u8> = (0..n).map(|i| b'a' + i as u8).collect();
+            let h = ArgumentHash::of(&text);
+            if n <= ArgumentHash::INLINE {
+                let mut bytes = [0u8; 32];
+                bytes[..n].copy_from_slice(&text);
+                assert_eq!((h.len, h.bytes), (n as u8, bytes), "{n}");
+            } else {
+                assert_eq!((h.len, h.bytes), (ArgumentHash::HASHED, *blake3::hash(&text).as_bytes()), "{n}");
             }
         }
     }

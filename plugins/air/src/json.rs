@@ -251,11 +251,10 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
         }
     }
     if n < 0 {
-        out.push(b'-');
+        i -= 1;
+        digits[i] = b'-';
     }
-    for d in &digits[i..] {
-        out.push(*d);
-    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Bytes a string scan stops at: `"`, `\` and control characters.
