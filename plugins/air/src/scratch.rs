@@ -81,6 +81,15 @@ pub(crate) fn push<T>(v: &mut Vec<T>, x: T) {
     }
 }
 
+/// Empties `v` without dropping its elements (they are leaked: for elements known to own
+/// nothing, emptying without visiting each of them).
+#[inline]
+pub(crate) fn forget_elements<T>(v: &mut Vec<T>) {
+    // SAFETY: a length of 0 is within the capacity; the elements in the old length are not
+    // dropped, which is a leak of whatever they own, never unsound.
+    unsafe { v.set_len(0) }
+}
+
 /// Empties `v` and keeps it when its capacity is at most `max_bytes`.
 #[inline]
 pub(crate) fn keep<T, U>(v: Vec<T>, max_bytes: usize) -> Vec<U> {

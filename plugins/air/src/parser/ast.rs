@@ -46,6 +46,9 @@ pub struct Ast<'a> {
     pub aps: Vec<Ap<'a>>,
     /// The arguments of all calls ([`Call::args`] is a range of it).
     pub args: Vec<Value<'a>>,
+    /// Whether nothing in the tree owns heap memory (no boxed instruction or lambda): then its
+    /// arenas are emptied without dropping each element (see `ParseBuffers::kept`).
+    pub(crate) heap_free: bool,
 }
 
 /// A variable name as written (with its prefix: `x`, `$s`, `%m`, `#c`, `#$c`, `#%m`) and its

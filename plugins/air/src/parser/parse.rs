@@ -45,6 +45,8 @@ pub fn parse_with_limits(script: &str, limits: ParseLimits) -> Result<Ast<'_>, P
 /// scripts a run parses for itself, see `scratch`).
 #[derive(Default)]
 pub(crate) struct ParseBuffers<'a> {
+    /// Whether the arenas' elements own no heap memory (see [`Ast::heap_free`]).
+    pub heap_free: bool,
     pub nodes: Vec<Node<'a>>,
     pub calls: Vec<Call<'a>>,
     pub aps: Vec<Ap<'a>>,
@@ -56,13 +58,22 @@ pub(crate) struct ParseBuffers<'a> {
 impl<'a> ParseBuffers<'a> {
     /// The storage of a tree that is no longer used (with the name table's, if any).
     pub fn from_ast(ast: Ast<'a>, table: ParseBuffers<'a>) -> Self {
-        ParseBuffers { nodes: ast.nodes, calls: ast.calls, aps: ast.aps, args: ast.args, ..table }
+        let heap_free = ast.heap_free;
+        ParseBuffers { heap_free, nodes: ast.nodes, calls: ast.calls, aps: ast.aps, args: ast.args, ..table }
     }
 
     /// Emptied, for a script of another lifetime; a buffer above `max_bytes` is dropped.
-    pub fn kept<'b>(self, max_bytes: usize) -> ParseBuffers<'b> {
-        use crate::scratch::keep;
+    pub fn kept<'b>(mut self, max_bytes: usize) -> ParseBuffers<'b> {
+        use crate::scratch::{forget_elements, keep};
+        if self.heap_free {
+            // nothing to drop: the elements are forgotten instead of visited one by one
+            forget_elements(&mut self.nodes);
+            forget_elements(&mut self.calls);
+            forget_elements(&mut self.aps);
+            forget_elements(&mut self.args);
+        }
         ParseBuffers {
+            heap_free: false,
             nodes: keep(self.nodes, max_bytes),
             calls: keep(self.calls, max_bytes),
             aps: keep(self.aps, max_bytes),
@@ -123,6 +134,7 @@ fn parse_impl<'a>(
         v: Validator::new(script),
         names: Interner::with_buffers(b.slots, b.names, parens / 2, parens + 1),
         fast,
+        heap_free: true,
     };
     let root = p.parse_root(limits.max_depth);
     let names = p.names.len();
@@ -139,7 +151,8 @@ fn parse_impl<'a>(
     if let Some(e) = p.v.finish() {
         return Err(e);
     }
-    Ok(Ast { nodes: p.nodes, root, names, calls: p.calls, aps: p.aps, args: p.args })
+    let heap_free = p.heap_free;
+    Ok(Ast { nodes: p.nodes, root, names, calls: p.calls, aps: p.aps, args: p.args, heap_free })
 }
 
 /// An open composite instruction (small: the frames of `seq`, `par` and `xor` are most of them).
@@ -183,6 +196,9 @@ struct Parser<'a> {
     v: Validator<'a>,
     /// Name numbers.
     names: Interner<'a>,
+    /// Whether only the byte-level fast paths read instructions so far: they make no boxed
+    /// instruction or lambda, so the tree owns no heap memory (the token path may).
+    heap_free: bool,
 }
 
 /// Errors are boxed on the hot path: results stay small.
@@ -406,6 +422,7 @@ impl<'a> Parser<'a> {
         {
             return Ok(done);
         }
+        self.heap_free = false;
         let start = self.expect(Kind::LParen, "an instruction '('")?.start as usize;
         let kw_token = self.word("an instruction keyword")?;
         let kw = self.text(kw_token);
@@ -1238,6 +1255,8 @@ mod tests {
         assert_eq!(with, without, "{script:?}");
         // renumbered in execution order: the same tree, each first child right after its parent
         if let Ok(ast) = parse_impl(script, ParseLimits::default(), true, &mut Default::default()) {
+            // a tree said to own no heap memory has no boxed instruction or lambda
+            assert!(!ast.heap_free || !owns_heap(&ast), "{script:?}");
             let before = dump(&ast);
             let ordered = ast.into_execution_order();
             assert_eq!(dump(&ordered), before, "{script:?}");
@@ -1247,6 +1266,48 @@ mod tests {
                     assert_eq!(first.0 as usize, i + 1, "{script:?}");
                 }
             }
+        }
+    }
+
+    /// Whether anything in the tree owns heap memory.
+    fn owns_heap(ast: &Ast<'_>) -> bool {
+        let boxed = |v: &Value<'_>| {
+            matches!(
+                v,
+                Value::LastError(Some(_))
+                    | Value::Error(Some(_))
+                    | Value::Scalar { lambda: Some(_), .. }
+                    | Value::Canon { lambda: Some(_), .. }
+                    | Value::CanonMap { lambda: Some(_), .. }
+            )
+        };
+        ast.nodes.iter().any(|n| {
+            matches!(
+                n.instr,
+                Instr::Canon(_)
+                    | Instr::ApMap(_)
+                    | Instr::Match(_)
+                    | Instr::Fail(_)
+                    | Instr::Fold(_)
+                    | Instr::Next(_)
+                    | Instr::New(_)
+            )
+        }) || ast.calls.iter().any(|c| [&c.peer, &c.service, &c.function].into_iter().any(boxed))
+            || ast.args.iter().any(boxed)
+            || ast.aps.iter().any(|a| boxed(&a.arg))
+    }
+
+    #[test]
+    fn heap_free_trees() {
+        // the benches' shapes are read by the fast paths only; a lambda or a fold is not
+        for (script, free) in [
+            ("(seq (ap \"v\" x0) (ap x0 x1))", true),
+            ("(seq (ap 1 x) (seq (call \"p\" (\"s\" \"f\") [1 x] y) (null)))", true),
+            ("(seq (ap 1 x) (ap x.$.a y))", false),
+            ("(fold [] i (next i))", false),
+        ] {
+            let ast = parse(script).unwrap();
+            assert_eq!((ast.heap_free, owns_heap(&ast)), (free, !free), "{script}");
         }
     }
 
