@@ -192,7 +192,7 @@ impl<'a> Interner<'a> {
         }
         let id = self.names.len() as u32;
         self.slots[i] = (hash as u64) << 32 | id as u64;
-        self.names.push(text);
+        crate::scratch::push(&mut self.names, text);
         if self.names.len() * 8 > self.slots.len() * 5 {
             self.grow();
         }

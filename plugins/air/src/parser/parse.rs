@@ -9,6 +9,7 @@ use super::error::{ParseError, ParseErrorKind};
 use super::lexer::{BYTE, COMMENT, Kind, Lexer, NOT_NAME, SPACE, Token, WORD_END, tokenize};
 use super::validate::Validator;
 use crate::hash::Interner;
+use crate::scratch::push;
 
 /// Parser limits.
 #[derive(Debug, Clone, Copy)]
@@ -346,7 +347,7 @@ impl<'a> Parser<'a> {
 
     #[inline(always)]
     fn push(&mut self, instr: Instr<'a>) -> NodeId {
-        self.nodes.push(Node { instr });
+        push(&mut self.nodes, Node { instr });
         NodeId((self.nodes.len() - 1) as u32)
     }
 
@@ -526,7 +527,7 @@ impl<'a> Parser<'a> {
             _ => return None,
         };
         self.taken(kw_end, Span::new(kw_start, kw_end));
-        stack.push(Frame::Bin { kind, start, left: None });
+        push(stack, Frame::Bin { kind, start, left: None });
         Some(None)
     }
 
@@ -571,7 +572,7 @@ impl<'a> Parser<'a> {
         while b.get(p) != Some(&b']') {
             match self.value_fast(p) {
                 Some((v, end)) if !matches!(v, Value::Stream(_) | Value::StreamMap(_)) => {
-                    self.args.push(v);
+                    push(&mut self.args, v);
                     p = skip(b, end);
                 }
                 _ => {
@@ -605,7 +606,7 @@ impl<'a> Parser<'a> {
         let args = ArgRange { start: first as u32, len: (self.args.len() - first) as u32 };
         let call = Call { peer, service, function, args, output };
         self.v.call(&call, &self.args[first..], Span::new(start, p + 1));
-        self.calls.push(call);
+        push(&mut self.calls, call);
         Some(self.end_fast(Instr::Call((self.calls.len() - 1) as u32), p))
     }
 
@@ -629,7 +630,7 @@ impl<'a> Parser<'a> {
         }
         let ap = Ap { arg, dest: dest.0 };
         self.v.ap(&ap, Span::new(start, p + 1));
-        self.aps.push(ap);
+        push(&mut self.aps, ap);
         Some(self.end_fast(Instr::Ap((self.aps.len() - 1) as u32), p))
     }
 
