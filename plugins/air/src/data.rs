@@ -373,9 +373,16 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn index<T: Clone>(&mut self, table: &[T], what: &str) -> Result<T, DataError> {
+        self.entry(table, what).map(|(t, _)| t)
+    }
+
+    /// The entry of `table` at the next index, and the index (in range: below the table's
+    /// length, which the bytes bound far below `u32::MAX`).
+    #[inline(always)]
+    fn entry<T: Clone>(&mut self, table: &[T], what: &str) -> Result<(T, u32), DataError> {
         let i = self.u64()?;
         match table.get(i as usize) {
-            Some(t) => Ok(t.clone()),
+            Some(t) => Ok((t.clone(), i as u32)),
             None => Err(out_of_range(what, i)),
         }
     }
@@ -383,20 +390,17 @@ impl<'a> Reader<'a> {
     /// A string a state refers to.
     #[inline(always)]
     fn string(&mut self, table: &[Arc<str>]) -> Result<Arc<str>, DataError> {
-        let i = self.u64()?;
-        let Some(s) = table.get(i as usize) else { return Err(out_of_range("string", i)) };
-        // in range: below the table's length, which the bytes bound far below u32::MAX
-        self.strings_used = self.strings_used.max(i as u32 + 1);
-        Ok(s.clone())
+        let (s, i) = self.entry(table, "string")?;
+        self.strings_used = self.strings_used.max(i + 1);
+        Ok(s)
     }
 
     /// A tetraplet a state refers to.
     #[inline(always)]
     fn tetraplet(&mut self, table: &[Arc<Tetraplet>]) -> Result<Arc<Tetraplet>, DataError> {
-        let i = self.u64()?;
-        let Some(t) = table.get(i as usize) else { return Err(out_of_range("tetraplet", i)) };
-        self.tetraplets_used = self.tetraplets_used.max(i as u32 + 1);
-        Ok(t.clone())
+        let (t, i) = self.entry(table, "tetraplet")?;
+        self.tetraplets_used = self.tetraplets_used.max(i + 1);
+        Ok(t)
     }
 }
 
@@ -627,19 +631,15 @@ impl<'a> Data<'a> {
         let n = r.count(4)?;
         let mut tetraplets: Vec<Arc<Tetraplet>> = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut key = [0u32; 4];
-            let mut parts: [Option<Arc<str>>; 4] = Default::default();
-            for (k, part) in key.iter_mut().zip(&mut parts) {
-                let i = r.u64()?;
-                *part = Some(strings.get(i as usize).ok_or_else(|| out_of_range("string", i))?.clone());
-                *k = i as u32;
-            }
-            let [Some(peer_pk), Some(service_id), Some(function_name), Some(lens)] = parts else {
-                unreachable!("four parts read")
-            };
+            let [(peer_pk, p), (service_id, s), (function_name, f), (lens, l)] = [
+                r.entry(&strings, "string")?,
+                r.entry(&strings, "string")?,
+                r.entry(&strings, "string")?,
+                r.entry(&strings, "string")?,
+            ];
             tetraplets.push(Arc::new(Tetraplet { peer_pk, service_id, function_name, lens }));
-            if let Some(l) = layout.as_deref_mut() {
-                l.tetraplets.push(key);
+            if let Some(layout) = layout.as_deref_mut() {
+                layout.tetraplets.push([p, s, f, l]);
             }
         }
         // all result values in one UTF-8 check

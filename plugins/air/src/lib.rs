@@ -69,3 +69,22 @@ pub use plugin::AirPlugin;
 pub use script_cache::ScriptCache;
 pub use trace::TraceError;
 pub use value::{LambdaError, Tetraplet, Tetraplets};
+
+/// The conformance and extra scenarios in `tests/` (path and text of each `.json` file), for
+/// the tests that run every scenario.
+#[cfg(test)]
+pub(crate) fn scenario_files() -> Vec<(std::path::PathBuf, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files = Vec::new();
+    for sub in ["conformance", "conformance-extra"] {
+        for entry in std::fs::read_dir(dir.join(sub)).expect("scenario directory") {
+            let path = entry.expect("directory entry").path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).expect("scenario file");
+                files.push((path, text));
+            }
+        }
+    }
+    assert!(files.len() > 200, "{} scenarios", files.len());
+    files
+}
