@@ -884,8 +884,13 @@ impl<'a> Data<'a> {
         let (copied_text, copied_states) = copied.unwrap_or_default();
         let text_len: usize = copied_text.len() + rest().map(State::text_len).sum::<usize>();
         let attested: usize = self.attestations.iter().map(|a| 80 + a.digests.len() * 32).sum();
-        let mut w =
-            Writer { out: Vec::with_capacity(64 + text_len + attested + copied_states.len() + (len - prefix) * 48) };
+        // varints are at most 10 bytes: the buffer never grows (growing it copies all of it)
+        let tables = 20
+            + self.interpreter_version.len()
+            + t.strings.iter().map(|s| s.len() + 10).sum::<usize>()
+            + t.tetraplets.iter().map(|key| key.len() * 10).sum::<usize>();
+        let capacity = 64 + tables + text_len + attested + copied_states.len() + (len - prefix) * 48;
+        let mut w = Writer { out: Vec::with_capacity(capacity) };
         w.u8(FORMAT_VERSION);
         w.str(&self.interpreter_version);
         w.u64(self.lcid as u64);

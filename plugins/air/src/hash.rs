@@ -167,10 +167,27 @@ impl<'a> Interner<'a> {
         self.names.len() as u32
     }
 
+    /// 32 bits of a keyed hash. A name of at most 8 bytes (most of them) is one folded multiply:
+    /// its bytes and length determine the 64-bit word `v` exactly, which is mixed with both
+    /// process seeds; longer names go through [`FastHasher`].
     #[inline(always)]
     fn hash(&self, text: &str) -> u32 {
+        let b = text.as_bytes();
+        let len = b.len();
+        if len <= 8 {
+            let read4 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+            let v = if len >= 4 {
+                read4(b) | read4(&b[len - 4..]) << 32
+            } else if len > 0 {
+                (b[0] as u64) | (b[len / 2] as u64) << 8 | (b[len - 1] as u64) << 16
+            } else {
+                0
+            };
+            let [k0, k1] = self.state.seeds;
+            return (folded_multiply(v ^ k1, k0 ^ len as u64) >> 32) as u32;
+        }
         let mut h = self.state.build_hasher();
-        h.write(text.as_bytes());
+        h.write(b);
         (h.finish() >> 32) as u32
     }
 
@@ -253,6 +270,27 @@ mod tests {
             for b in names {
                 assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
             }
+        }
+    }
+
+    #[test]
+    fn interner_hash_spreads_short_and_long_names() {
+        let interner = Interner::with_buffers(Vec::new(), Vec::new(), 4, 4);
+        // the short path (up to 8 bytes) and the long one, on names that differ in one place
+        for (prefix, suffix) in [("x", ""), ("", "_x"), ("r", ""), ("name_", "_long_suffix")] {
+            let mut top = std::collections::HashSet::new();
+            let mut low = std::collections::HashSet::new();
+            for i in 0..10_000 {
+                let h = interner.hash(&format!("{prefix}{i}{suffix}"));
+                top.insert(h >> 20);
+                low.insert(h & 4095);
+            }
+            // as in `distinct_names_spread`: about 3,740 of 4,096 buckets for a random function
+            assert!(top.len() > 3600 && low.len() > 3600, "{prefix} {suffix}: {} {}", top.len(), low.len());
+        }
+        let h = |s: &str| interner.hash(s);
+        for (a, b) in [("ab", "ba"), ("", "\0"), ("a", "a\0"), ("abcd", "abcde"), ("abcdefgh", "abcdefg")] {
+            assert_ne!(h(a), h(b), "{a:?} {b:?}");
         }
     }
 
