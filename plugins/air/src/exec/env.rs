@@ -42,6 +42,10 @@ struct Binding {
     prev: u32,
 }
 
+/// A binding to overwrite, or a new one ([`Env::scalar_target`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ScalarTarget(u32);
+
 /// A fold's position over its items.
 #[derive(Debug)]
 pub struct Cursor {
@@ -247,6 +251,12 @@ impl Env {
     /// Adds a binding at the head of name `id`'s list.
     #[inline(always)]
     fn bind(&mut self, id: u32, value: Option<Item>) {
+        self.bind_with(id, || value);
+    }
+
+    /// [`Env::bind`] of the value `make` returns, made where the binding goes.
+    #[inline(always)]
+    fn bind_with(&mut self, id: u32, make: impl FnOnce() -> Option<Item>) {
         let i = id as usize;
         if self.scalars.len() <= i {
             self.scalars.resize(i + 1, NONE);
@@ -255,11 +265,11 @@ impl Env {
         // the binding is built where it goes (built first and moved, it went through the stack)
         let at = match self.free.pop() {
             Some(at) => {
-                self.bindings[at as usize] = Binding { value, scope, prev };
+                self.bindings[at as usize] = Binding { value: make(), scope, prev };
                 at
             }
             None => {
-                crate::scratch::push(&mut self.bindings, Binding { value, scope, prev });
+                crate::scratch::push(&mut self.bindings, Binding { value: make(), scope, prev });
                 (self.bindings.len() - 1) as u32
             }
         };
@@ -316,15 +326,45 @@ impl Env {
     /// Sets a scalar (callers check [`Env::would_shadow`] first).
     #[inline(always)]
     pub fn set_scalar(&mut self, name: Name<'_>, item: Item) {
+        let target = self.scalar_target(name);
+        self.store_scalar(target, name, item);
+    }
+
+    /// Where [`Env::set_scalar`] puts a value of `name`. Found before the value is made, the
+    /// value is stored right after it is built (kept across the lookup, it went through the stack
+    /// and was read back with wider loads than it was written with: a store-forwarding stall).
+    #[inline(always)]
+    pub fn scalar_target(&self, name: Name<'_>) -> ScalarTarget {
         let scope = self.scope as u32;
         if let Some(i) = self.visible_binding(name) {
-            let b = &mut self.bindings[i as usize];
+            let b = &self.bindings[i as usize];
             if b.scope == scope && (scope != 0 || b.value.is_none()) {
-                b.value = Some(item);
-                return;
+                return ScalarTarget(i);
             }
         }
-        self.bind(name.id, Some(item));
+        ScalarTarget(NONE)
+    }
+
+    /// Stores a scalar where [`Env::scalar_target`] found for `name`, with no change to the
+    /// environment in between.
+    #[inline(always)]
+    pub fn store_scalar(&mut self, target: ScalarTarget, name: Name<'_>, item: Item) {
+        match target.0 {
+            NONE => self.bind(name.id, Some(item)),
+            i => self.bindings[i as usize].value = Some(item),
+        }
+    }
+
+    /// [`Env::store_scalar`] of the item made of `value` and `tetraplet` (no trace position),
+    /// made where it is stored: a whole `Item` handed in went through the stack (see
+    /// [`Env::scalar_target`]).
+    #[inline(always)]
+    pub fn store_scalar_parts(&mut self, target: ScalarTarget, name: Name<'_>, value: Val, tetraplet: Arc<Tetraplet>) {
+        let item = || Some(Item { value, tetraplet, trace_pos: None });
+        match target.0 {
+            NONE => self.bind_with(name.id, item),
+            i => self.bindings[i as usize].value = item(),
+        }
     }
 
     /// `new name` for a scalar: returns the mark to restore at scope exit.

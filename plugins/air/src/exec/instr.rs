@@ -687,10 +687,8 @@ impl<'a> Engine<'a> {
     pub(crate) fn exec_ap(&mut self, node: NodeId, a: &'a Ap<'a>) -> Result<(), ExecError> {
         // a scalar copied to a scalar (the common `(ap x y)`): the item as it is
         if let (Value::Scalar { name, lambda: None }, ApDest::Scalar(dest)) = (&a.arg, &a.dest) {
-            let item = match self.scalar_ref(*name) {
-                Ok(Some(item)) => {
-                    Item { value: item.value.clone(), tetraplet: item.tetraplet.clone(), trace_pos: None }
-                }
+            let source = match self.scalar_ref(*name) {
+                Ok(Some(item)) => item,
                 Ok(None) => {
                     self.complete = false;
                     return Ok(());
@@ -698,7 +696,10 @@ impl<'a> Engine<'a> {
                 Err(e) => return Err(self.raise(node, e, None, None)),
             };
             self.check_output_name(*dest)?;
-            self.env.set_scalar(*dest, item);
+            // the copy is made right where it is stored (see `Env::scalar_target`)
+            let target = self.env.scalar_target(*dest);
+            let (value, tetraplet) = (source.value.clone(), source.tetraplet.clone());
+            self.env.store_scalar_parts(target, *dest, value, tetraplet);
             return Ok(());
         }
         let r = match self.resolve(&a.arg) {

@@ -597,29 +597,22 @@ impl<'a> Parser<'a> {
         p = skip(b, p + 1);
         let mut output = CallOutput::None;
         if !matches!(b.get(p), Some(b')') | None) {
-            match self.value_fast(p) {
-                Some((Value::Scalar { name, lambda: None }, end)) => {
-                    output = CallOutput::Scalar(name);
-                    p = skip(b, end);
-                }
-                Some((Value::Stream(name), end)) => {
-                    output = CallOutput::Stream(name);
-                    p = skip(b, end);
-                }
-                _ => {
-                    self.args.truncate(first);
-                    return None;
-                }
-            }
+            let Some((name, stream, end)) = self.name_fast(p) else {
+                self.args.truncate(first);
+                return None;
+            };
+            output = if stream { CallOutput::Stream(name) } else { CallOutput::Scalar(name) };
+            p = skip(b, end);
         }
         if b.get(p) != Some(&b')') {
             self.args.truncate(first);
             return None;
         }
         let args = ArgRange { start: first as u32, len: (self.args.len() - first) as u32 };
-        let call = Call { peer, service, function, args, output };
-        self.v.call(&call, &self.args[first..], Span::new(start, p + 1));
-        push(&mut self.calls, call);
+        // built where it goes (see `ap_fast`)
+        push(&mut self.calls, Call { peer, service, function, args, output });
+        let call = self.calls.last().expect("just pushed");
+        self.v.call(call, &self.args[first..], Span::new(start, p + 1));
         Some(self.end_fast(Instr::Call((self.calls.len() - 1) as u32), p))
     }
 
@@ -632,18 +625,17 @@ impl<'a> Parser<'a> {
         if matches!(arg, Value::Stream(_) | Value::StreamMap(_)) {
             return None;
         }
-        let dest = match self.value_fast(skip(b, p))? {
-            (Value::Scalar { name, lambda: None }, end) => (ApDest::Scalar(name), end),
-            (Value::Stream(name), end) => (ApDest::Stream(name), end),
-            _ => return None,
-        };
-        let p = skip(b, dest.1);
+        let (name, stream, end) = self.name_fast(skip(b, p))?;
+        let dest = if stream { ApDest::Stream(name) } else { ApDest::Scalar(name) };
+        let p = skip(b, end);
         if b.get(p) != Some(&b')') {
             return None;
         }
-        let ap = Ap { arg, dest: dest.0 };
-        self.v.ap(&ap, Span::new(start, p + 1));
-        push(&mut self.aps, ap);
+        // built where it goes and checked there (built first, it went through the stack and was
+        // copied with wider loads than it was written with: a store-forwarding stall)
+        push(&mut self.aps, Ap { arg, dest });
+        let ap = self.aps.last().expect("just pushed");
+        self.v.ap(ap, Span::new(start, p + 1));
         Some(self.end_fast(Instr::Ap((self.aps.len() - 1) as u32), p))
     }
 
@@ -676,24 +668,35 @@ impl<'a> Parser<'a> {
                 let e = p + "%init_peer_id%".len();
                 (b.get(p..e) == Some(b"%init_peer_id%") && word_ends(b, e)).then_some((Value::InitPeerId, e))
             }
-            first => {
-                let body = p + (first == b'$') as usize;
-                let mut e = body;
-                while b.get(e).is_some_and(|c| BYTE[*c as usize] & NOT_NAME == 0) {
-                    e += 1;
-                }
-                if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
-                    return None;
-                }
-                let w = ascii_bounded(script, p, e);
-                if is_bool(w.as_bytes()) {
-                    return None;
-                }
-                let mut name = Name::new(w);
-                self.intern(&mut name);
-                Some((if body > p { Value::Stream(name) } else { Value::Scalar { name, lambda: None } }, e))
+            _ => {
+                let (name, stream, e) = self.name_fast(p)?;
+                Some((if stream { Value::Stream(name) } else { Value::Scalar { name, lambda: None } }, e))
             }
         }
+    }
+
+    /// A plain scalar or `$stream` name at `p` (numbered), whether it is a stream, and the
+    /// position after it; `None` for anything else (also for what [`Parser::value_fast`] reads
+    /// as another kind of value).
+    #[inline(always)]
+    fn name_fast(&mut self, p: usize) -> Option<(Name<'a>, bool, usize)> {
+        let script = self.script;
+        let b = script.as_bytes();
+        let body = p + (*b.get(p)? == b'$') as usize;
+        let mut e = body;
+        while b.get(e).is_some_and(|c| BYTE[*c as usize] & NOT_NAME == 0) {
+            e += 1;
+        }
+        if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
+            return None;
+        }
+        let w = ascii_bounded(script, p, e);
+        if is_bool(w.as_bytes()) {
+            return None;
+        }
+        let mut name = Name::new(w);
+        self.intern(&mut name);
+        Some((name, body > p, e))
     }
 
     /// The `)` of a leaf that started at `start`: its span.

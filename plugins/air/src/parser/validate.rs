@@ -39,13 +39,21 @@ fn is_defined(defined: &[bool], name: Name<'_>) -> bool {
     defined.get(name.id as usize).copied().unwrap_or(false)
 }
 
+/// `Some(name)`, out of the hot path: the checks read only the id of a defined name (copying
+/// the whole name there read it back with wider loads than it was just written with).
+#[cold]
+#[inline(never)]
+fn undefined_name<'a>(name: &Name<'a>) -> Option<Name<'a>> {
+    Some(*name)
+}
+
 /// The first variable `v` reads that is not defined yet.
 #[inline(always)]
 fn undefined_in<'a>(v: &Value<'a>, defined: &[bool]) -> Option<Name<'a>> {
     match v {
         Value::Literal(_) | Value::Number(_) | Value::Bool(_) | Value::EmptyArray => return None,
         Value::Scalar { name, lambda: None } | Value::Stream(name) | Value::StreamMap(name) => {
-            return (!is_defined(defined, *name)).then_some(*name);
+            return if is_defined(defined, *name) { None } else { undefined_name(name) };
         }
         _ => {}
     }
