@@ -310,25 +310,37 @@ pub fn run_with_cache(
     };
     let mut buffers = scratch::take();
     let mut layout = std::mem::take(&mut buffers.layout);
+    // a run refused from here on still hands its buffers back for the next run (a hostile
+    // particle does not make the next one fault its memory in again)
+    let give_back = |b: scratch::Buffers<'_>| scratch::give(b.emptied());
     let prev = match Data::decode_with_layout(prev_data, buffers.prev, &mut layout) {
         Ok(d) => d,
         Err(e) => {
+            give_back(scratch::Buffers { prev: Vec::new(), layout, ..buffers });
             let (c, m) = decode_error("previous data", e);
             return refuse(prev_data, c, m);
         }
     };
     let current = match decode(current_data, "current data", buffers.cur) {
         Ok(d) => d,
-        Err((c, m)) => return refuse(prev_data, c, m),
+        Err((c, m)) => {
+            give_back(scratch::Buffers { prev: prev.trace, layout, cur: Vec::new(), ..buffers });
+            return refuse(prev_data, c, m);
+        }
     };
     if let Err(msg) = verify_current(&prev, &current, &params.particle_id) {
+        give_back(scratch::Buffers { prev: prev.trace, layout, cur: current.trace, ..buffers });
         return refuse(prev_data, code::SIGNATURE, format!("signature check failed: {msg}"));
     }
     let parse_limits = ParseLimits { max_depth: limits.max_nesting, max_size: limits.max_air_size };
     let mut parse_buffers = buffers.parse;
     let parsed = match scripts.parse(script, parse_limits, &mut parse_buffers) {
         Ok(parsed) => parsed,
-        Err(e) => return refuse(prev_data, code::PARSE, e.to_string()),
+        Err(e) => {
+            let parse = parse_buffers.kept(scratch::MAX_KEPT_BYTES);
+            give_back(scratch::Buffers { prev: prev.trace, layout, cur: current.trace, parse, ..buffers });
+            return refuse(prev_data, code::PARSE, e.to_string());
+        }
     };
     let ast = parsed.ast();
     let ctx = Ctx {
@@ -348,7 +360,15 @@ pub fn run_with_cache(
             format!("call results {:?} were not consumed by any call", result.unconsumed),
         ),
         Ok(()) => (0, String::new()),
-        Err(ExecError::Uncatchable(e)) => return refuse(prev_data, e.code(), e.to_string()),
+        Err(ExecError::Uncatchable(e)) => {
+            let [prev, cur] = spare.inputs;
+            let (pos_map, texts, env, result) = (spare.pos_map, spare.texts, spare.env, result.trace);
+            let parse = ParseBuffers::default();
+            let mut kept = scratch::Buffers { prev, layout, cur, result, pos_map, texts, env, parse }.emptied();
+            kept.parse = parsed.into_buffers(parse_buffers).kept(scratch::MAX_KEPT_BYTES);
+            scratch::give(kept);
+            return refuse(prev_data, e.code(), e.to_string());
+        }
         Err(e @ ExecError::Catchable(_)) => (e.code(), e.message()),
     };
     let [prev_trace, cur] = spare.inputs;

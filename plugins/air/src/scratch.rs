@@ -161,6 +161,57 @@ mod tests {
     }
 
     #[test]
+    fn refused_runs_hand_their_buffers_back() {
+        use crate::{CallResults, Limits, RunParams, run};
+        let secret = [5u8; 32];
+        let id = crate::peer_id::peer_id_from_secret(&secret);
+        let limits = Limits::default();
+        let p = RunParams {
+            init_peer_id: id.clone(),
+            current_peer_id: id,
+            timestamp: 1,
+            ttl: 1,
+            particle_id: "p".into(),
+            secret_key: secret.to_vec(),
+            limits,
+        };
+        let none = CallResults::new();
+        // 64 stream aps in a balanced seq tree: 64 states in the result trace
+        let mut items: Vec<String> = (0..64).map(|i| format!("(ap {i} $s)")).collect();
+        while items.len() > 1 {
+            items = items.chunks(2).map(|c| format!("(seq {} {})", c[0], c[1])).collect();
+        }
+        let good = items.pop().expect("one tree");
+        let first = run(&good, &[], &[], &p, &none);
+        assert_eq!(first.ret_code, 0, "{}", first.error_message);
+        let shadowing = format!("(seq {good} (seq (ap 1 x) (ap 2 x)))");
+        let refusals: [(&str, &[u8], &[u8]); 4] = [
+            // previous data that does not decode (its own buffer is gone, the others stay)
+            (&good, b"not data", &[]),
+            // current data that does not decode
+            (&good, &first.data, b"not data"),
+            // a script that does not parse
+            ("(seq (null)", &first.data, &[]),
+            // an uncatchable error while executing
+            (&shadowing, &[], &[]),
+        ];
+        for (i, (air, prev, cur)) in refusals.into_iter().enumerate() {
+            let again = run(&good, &first.data, &[], &p, &none);
+            assert_eq!(again.ret_code, 0, "{}", again.error_message);
+            let refused = run(air, prev, cur, &p, &none);
+            assert_ne!(refused.ret_code, 0, "refusal {i}");
+            assert_eq!(refused.data, prev, "refusal {i} keeps the previous data");
+            let b = take();
+            assert!(b.result.capacity() >= 64, "refusal {i}: result {}", b.result.capacity());
+            assert!(b.pos_map.capacity() > 0 || i == 3, "refusal {i}: position map");
+            if i > 0 {
+                assert!(b.prev.capacity() >= 64, "refusal {i}: previous trace {}", b.prev.capacity());
+            }
+            give(b.emptied());
+        }
+    }
+
+    #[test]
     fn buffers_are_reused_and_bounded() {
         let mut b = take();
         b.result.reserve(5000);
