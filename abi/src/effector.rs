@@ -192,14 +192,14 @@ impl CallParams {
         for s in [&self.particle_id, &self.init_peer_id] {
             put_str(&mut out, s);
         }
-        put_varint(&mut out, self.timestamp);
-        put_varint(&mut out, u64::from(self.ttl));
+        crate::varint::put(&mut out, self.timestamp);
+        crate::varint::put(&mut out, u64::from(self.ttl));
         for s in [&self.service_id, &self.function_name, &self.host_peer_id, &self.service_owner] {
             put_str(&mut out, s);
         }
-        put_varint(&mut out, self.tetraplets.len() as u64);
+        crate::varint::put(&mut out, self.tetraplets.len() as u64);
         for list in &self.tetraplets {
-            put_varint(&mut out, list.len() as u64);
+            crate::varint::put(&mut out, list.len() as u64);
             for t in list {
                 for s in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
                     put_str(&mut out, s);
@@ -252,20 +252,8 @@ impl CallParams {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
+    crate::varint::put(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 

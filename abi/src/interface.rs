@@ -486,12 +486,12 @@ pub fn append_section(wasm: &[u8], interface: &Interface) -> Vec<u8> {
 /// Appends a `weft-interface` custom section with an arbitrary payload (for tests and tools).
 pub fn append_raw_section(wasm: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut name = Vec::new();
-    put_varint(&mut name, SECTION_NAME.len() as u64);
+    crate::varint::put(&mut name, SECTION_NAME.len() as u64);
     name.extend_from_slice(SECTION_NAME.as_bytes());
     let mut out = Vec::with_capacity(wasm.len() + payload.len() + 32);
     out.extend_from_slice(wasm);
     out.push(0); // custom section id
-    put_varint(&mut out, (name.len() + payload.len()) as u64);
+    crate::varint::put(&mut out, (name.len() + payload.len()) as u64);
     out.extend_from_slice(&name);
     out.extend_from_slice(payload);
     out
@@ -627,44 +627,32 @@ fn scalar_of_tag(tag: u32) -> Option<Type> {
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
+    crate::varint::put(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
 fn put_type(out: &mut Vec<u8>, ty: &Type) {
     let (_, depth) = ty.leaf();
-    put_varint(out, depth as u64 + 1);
+    crate::varint::put(out, depth as u64 + 1);
     let mut ty = ty;
     loop {
         match ty {
             Type::Optional(inner) => {
-                put_varint(out, u64::from(TAG_OPTIONAL));
+                crate::varint::put(out, u64::from(TAG_OPTIONAL));
                 ty = inner;
             }
             Type::Array(inner) => {
-                put_varint(out, u64::from(TAG_ARRAY));
+                crate::varint::put(out, u64::from(TAG_ARRAY));
                 ty = inner;
             }
             Type::Record(name) => {
-                put_varint(out, u64::from(TAG_RECORD));
+                crate::varint::put(out, u64::from(TAG_RECORD));
                 put_str(out, name);
                 return;
             }
             scalar => {
-                put_varint(out, u64::from(scalar_tag(scalar).unwrap_or(0)));
+                crate::varint::put(out, u64::from(scalar_tag(scalar).unwrap_or(0)));
                 return;
             }
         }
@@ -672,7 +660,7 @@ fn put_type(out: &mut Vec<u8>, ty: &Type) {
 }
 
 fn put_members(out: &mut Vec<u8>, members: &[(String, Type)]) {
-    put_varint(out, members.len() as u64);
+    crate::varint::put(out, members.len() as u64);
     for (name, ty) in members {
         put_str(out, name);
         put_type(out, ty);
@@ -680,7 +668,7 @@ fn put_members(out: &mut Vec<u8>, members: &[(String, Type)]) {
 }
 
 fn put_types(out: &mut Vec<u8>, types: &[Type]) {
-    put_varint(out, types.len() as u64);
+    crate::varint::put(out, types.len() as u64);
     for ty in types {
         put_type(out, ty);
     }
@@ -690,18 +678,18 @@ fn encode_entry_into(item: &Item, out: &mut Vec<u8>) {
     out.push(FORMAT_VERSION);
     match item {
         Item::Function(f) => {
-            put_varint(out, u64::from(ITEM_FUNCTION));
+            crate::varint::put(out, u64::from(ITEM_FUNCTION));
             put_str(out, &f.name);
             put_members(out, &f.params);
             put_types(out, &f.results);
         }
         Item::Record(r) => {
-            put_varint(out, u64::from(ITEM_RECORD));
+            crate::varint::put(out, u64::from(ITEM_RECORD));
             put_str(out, &r.name);
             put_members(out, &r.fields);
         }
         Item::Import(i) => {
-            put_varint(out, u64::from(ITEM_IMPORT));
+            crate::varint::put(out, u64::from(ITEM_IMPORT));
             put_str(out, &i.module);
             put_str(out, &i.name);
             put_members(out, &i.params);

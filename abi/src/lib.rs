@@ -84,6 +84,7 @@ pub mod interface;
 pub mod peer_id;
 pub mod storage;
 pub mod transport;
+pub mod varint;
 
 pub use error::{Error, ErrorCode, Result, guard};
 pub use loader::{LoadError, Plugin, is_plugin_file_name, library_file_name};

@@ -16,16 +16,8 @@ const FIRST_CHUNK: usize = 64 << 10;
 pub const MAX_VARINT_LEN: usize = 5;
 
 /// Appends `n` as an unsigned varint.
-pub fn encode_varint(mut n: u32, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+pub fn encode_varint(n: u32, out: &mut Vec<u8>) {
+    weft_abi::varint::put(out, n as u64);
 }
 
 /// What is wrong with the bytes a peer sent.
