@@ -74,6 +74,10 @@ pub struct Limits {
     pub lookup_timeout_ms: u64,
     /// How long connecting to a found peer may take, ms.
     pub connect_timeout_ms: u64,
+    /// Services kept instantiated at once; beyond it the least recently called idle one is
+    /// dropped and instantiated again on its next call (each module's memory reserves ~4 GiB of
+    /// address space, see docs/services.md).
+    pub max_linked_services: usize,
 }
 
 impl Default for Limits {
@@ -92,6 +96,7 @@ impl Default for Limits {
             max_seen: 100_000,
             lookup_timeout_ms: 10_000,
             connect_timeout_ms: 10_000,
+            max_linked_services: crate::services::MAX_LINKED,
         }
     }
 }

@@ -188,6 +188,7 @@ impl Node {
 
         let cache = Arc::new(weft_compiler::Cache::new(host.store.clone(), host.cache.compiler().clone()));
         let services = Arc::new(Services::new(cache, &setup.data_dir, identity.peer_id(), capabilities)?);
+        services.set_max_linked(config.limits.max_linked_services);
         let handler = Arc::new(builtins::NodeHandler {
             services: Arc::clone(&services),
             owner: config.owner.clone(),

@@ -449,9 +449,14 @@ impl Services {
         guard(&self.live).values().filter(|l| l.linked.try_lock().map_or(true, |g| g.is_some())).count()
     }
 
-    /// Keeps at most `n` services instantiated (default [`MAX_LINKED`]).
+    /// Keeps at most `n` services instantiated (default [`MAX_LINKED`]; at least 1).
     pub fn set_max_linked(&self, n: usize) {
         self.max_linked.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// The most services kept instantiated ([`Services::set_max_linked`]).
+    pub fn max_linked(&self) -> usize {
+        self.max_linked.load(Ordering::Relaxed)
     }
 
     /// After a service was instantiated: when more than the maximum services are, the least

@@ -17,6 +17,7 @@ on_both!(
     max_seen_bounds_the_duplicate_memory,
     a_full_event_queue_drops_and_counts,
     max_concurrent_calls_serialises_calls,
+    max_linked_services_comes_from_the_node_limits,
 );
 
 fn echo_script(relay: &str) -> String {
@@ -242,4 +243,13 @@ fn max_concurrent_calls_serialises_calls(t: Transport) {
     assert_eq!(run.value, json!(["a", "b"]));
     // a lower bound only: the second call could not start before the first ended
     assert!(run.elapsed >= std::time::Duration::from_millis(1000), "{:?}", run.elapsed);
+}
+
+/// `[node.limits] max_linked_services` is the bound the node's services keep (what happens at
+/// the bound: `services::the_least_recently_used_service_is_unlinked_beyond_the_maximum`).
+fn max_linked_services_comes_from_the_node_limits(t: Transport) {
+    let net = Net::start_with(t, 1, |_| vec![], |_, c| c.limits.max_linked_services = 3);
+    assert_eq!(net.node(0).services().max_linked(), 3);
+    let default = Net::start(t, 1, |_| vec![]);
+    assert_eq!(default.node(0).services().max_linked(), weft_host::services::MAX_LINKED);
 }
