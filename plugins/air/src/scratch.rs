@@ -8,6 +8,10 @@
 //! the next run page-faults them in again (a third of the time of a 10,000-call replay). So each
 //! thread keeps the buffers of its last run, emptied, and the next run starts from them.
 //!
+//! A run that is refused after it took the buffers (data that does not decode, a failed
+//! signature check, a script that does not parse, an uncatchable error) hands back what it still
+//! holds, so a hostile particle does not make the next run on the thread fault its memory in.
+//!
 //! Bounds: one set per thread that runs the interpreter, and a buffer whose capacity is above
 //! [`MAX_KEPT_BYTES`] is freed instead of kept, so an unusual particle does not pin its memory.
 //! The values in the buffers are dropped when a run ends; only the capacity is kept.

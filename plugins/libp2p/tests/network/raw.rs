@@ -249,16 +249,7 @@ impl RawPeer {
 
 fn frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut n = message.len() as u32;
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
+    weft_abi::varint::put(&mut out, message.len() as u64);
     out.extend_from_slice(message);
     out
 }
