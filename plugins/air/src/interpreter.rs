@@ -337,8 +337,13 @@ pub fn run_with_cache(
     let parsed = match scripts.parse(script, parse_limits, &mut parse_buffers) {
         Ok(parsed) => parsed,
         Err(e) => {
-            let parse = parse_buffers.kept(scratch::MAX_KEPT_BYTES);
-            give_back(scratch::Buffers { prev: prev.trace, layout, cur: current.trace, parse, ..buffers });
+            give_back(scratch::Buffers {
+                prev: prev.trace,
+                layout,
+                cur: current.trace,
+                parse: parse_buffers,
+                ..buffers
+            });
             return refuse(prev_data, code::PARSE, e.to_string());
         }
     };

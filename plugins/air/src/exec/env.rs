@@ -327,7 +327,7 @@ impl Env {
     #[inline(always)]
     pub fn set_scalar(&mut self, name: Name<'_>, item: Item) {
         let target = self.scalar_target(name);
-        self.store_scalar(target, name, item);
+        self.store_scalar_with(target, name, || item);
     }
 
     /// Where [`Env::set_scalar`] puts a value of `name`. Found before the value is made, the
@@ -345,25 +345,14 @@ impl Env {
         ScalarTarget(NONE)
     }
 
-    /// Stores a scalar where [`Env::scalar_target`] found for `name`, with no change to the
-    /// environment in between.
+    /// Stores the item `make` returns where [`Env::scalar_target`] found for `name` (with no
+    /// change to the environment in between), made where it is stored: a whole `Item` handed in
+    /// went through the stack.
     #[inline(always)]
-    pub fn store_scalar(&mut self, target: ScalarTarget, name: Name<'_>, item: Item) {
+    pub fn store_scalar_with(&mut self, target: ScalarTarget, name: Name<'_>, make: impl FnOnce() -> Item) {
         match target.0 {
-            NONE => self.bind(name.id, Some(item)),
-            i => self.bindings[i as usize].value = Some(item),
-        }
-    }
-
-    /// [`Env::store_scalar`] of the item made of `value` and `tetraplet` (no trace position),
-    /// made where it is stored: a whole `Item` handed in went through the stack (see
-    /// [`Env::scalar_target`]).
-    #[inline(always)]
-    pub fn store_scalar_parts(&mut self, target: ScalarTarget, name: Name<'_>, value: Val, tetraplet: Arc<Tetraplet>) {
-        let item = || Some(Item { value, tetraplet, trace_pos: None });
-        match target.0 {
-            NONE => self.bind_with(name.id, item),
-            i => self.bindings[i as usize].value = item(),
+            NONE => self.bind_with(name.id, || Some(make())),
+            i => self.bindings[i as usize].value = Some(make()),
         }
     }
 

@@ -699,7 +699,7 @@ impl<'a> Engine<'a> {
             // the copy is made right where it is stored (see `Env::scalar_target`)
             let target = self.env.scalar_target(*dest);
             let (value, tetraplet) = (source.value.clone(), source.tetraplet.clone());
-            self.env.store_scalar_parts(target, *dest, value, tetraplet);
+            self.env.store_scalar_with(target, *dest, || Item { value, tetraplet, trace_pos: None });
             return Ok(());
         }
         let r = match self.resolve(&a.arg) {
