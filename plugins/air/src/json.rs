@@ -63,6 +63,8 @@ fn scan(b: &[u8]) -> Option<bool> {
     // the previous key of each open object (canonical objects have strictly increasing keys)
     let mut last_key: [Option<&[u8]>; KEY_DEPTH] = [None; KEY_DEPTH];
     let mut depth = 0usize;
+    // whether the innermost open container is an object (bit `depth - 1` of `objects`)
+    let mut in_object = false;
     let mut i = skip_ws(b, 0, &mut canonical);
     'value: loop {
         // a value starts at `i`
@@ -80,6 +82,7 @@ fn scan(b: &[u8]) -> Option<bool> {
                 } else {
                     objects = objects & !(1 << depth) | (object as u128) << depth;
                     depth += 1;
+                    in_object = object;
                     if object {
                         i = object_key(b, i, depth, &mut last_key, &mut canonical, true)?;
                     }
@@ -98,8 +101,7 @@ fn scan(b: &[u8]) -> Option<bool> {
             if depth == 0 {
                 return (i == b.len()).then_some(canonical);
             }
-            let object = objects >> (depth - 1) & 1 == 1;
-            match (*b.get(i)?, object) {
+            match (*b.get(i)?, in_object) {
                 (b',', false) => {
                     i = skip_ws(b, i + 1, &mut canonical);
                     continue 'value;
@@ -112,6 +114,7 @@ fn scan(b: &[u8]) -> Option<bool> {
                 (b']', false) | (b'}', true) => {
                     i += 1;
                     depth -= 1;
+                    in_object = depth > 0 && objects >> (depth - 1) & 1 == 1;
                 }
                 _ => return None,
             }
@@ -188,8 +191,6 @@ fn string(b: &[u8], i: usize, canonical: &mut bool) -> Option<usize> {
     }
 }
 
-/// Writes `s` as a JSON string, as serde_json writes it.
-#[inline]
 /// The element texts of `text`, a JSON array in the compact form serde_json writes (one
 /// [`check`] called valid and canonical: no whitespace), without parsing it. `None` when `text`
 /// is not such an array. Each element is itself valid, compact JSON.
@@ -224,6 +225,8 @@ pub(crate) fn canonical_elements(text: &str) -> Option<Vec<&str>> {
     Some(out)
 }
 
+/// Writes `s` as a JSON string, as serde_json writes it.
+#[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|c| SPECIAL[c as usize]) {
         // writing into a Vec cannot fail
@@ -232,7 +235,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.reserve(s.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    crate::scratch::put_bytes(out, s.as_bytes());
     out.push(b'"');
 }
 
@@ -254,7 +257,7 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
         i -= 1;
         digits[i] = b'-';
     }
-    out.extend_from_slice(&digits[i..]);
+    crate::scratch::put_bytes(out, &digits[i..]);
 }
 
 /// Bytes a string scan stops at: `"`, `\` and control characters.

@@ -85,6 +85,49 @@ pub(crate) fn push<T>(v: &mut Vec<T>, x: T) {
     }
 }
 
+/// `out.extend_from_slice(bytes)`, always inlined, without a call to `memcpy` for up to 16
+/// bytes (two overlapping fixed-size copies; the short texts of arguments, names and values
+/// are most of what a run appends to its buffers).
+#[inline(always)]
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    if n > 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(n);
+    let len = out.len();
+    let src = bytes.as_ptr();
+    // SAFETY: `reserve` left room for `n` more bytes: `dst .. dst + n` is allocated and not
+    // covered by the length. Every read is within `src .. src + n` and every write within
+    // `dst .. dst + n` (each pair of copies covers the range from both ends: `k <= n <= 2k` for
+    // copies of `k` bytes); unaligned accesses of plain integers. The length covers the bytes
+    // once all are written.
+    unsafe {
+        let dst = out.as_mut_ptr().add(len);
+        match n {
+            8.. => {
+                let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
+                dst.cast::<u64>().write_unaligned(a);
+                dst.add(n - 8).cast::<u64>().write_unaligned(b);
+            }
+            4.. => {
+                let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
+                dst.cast::<u32>().write_unaligned(a);
+                dst.add(n - 4).cast::<u32>().write_unaligned(b);
+            }
+            1.. => {
+                let (a, m, b) = (*src, *src.add(n / 2), *src.add(n - 1));
+                *dst = a;
+                *dst.add(n / 2) = m;
+                *dst.add(n - 1) = b;
+            }
+            0 => {}
+        }
+        out.set_len(len + n);
+    }
+}
+
 /// Empties `v` without dropping its elements (they are leaked: for elements known to own
 /// nothing, emptying without visiting each of them).
 #[inline]
@@ -140,6 +183,25 @@ pub(crate) fn give(b: Buffers<'static>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_bytes_appends_like_extend_from_slice() {
+        let source: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
+        for before in 0..20 {
+            for n in 0..=source.len() {
+                for start in [0, 3] {
+                    let bytes = &source[start.min(source.len() - n)..][..n];
+                    // a full buffer too, so that `put_bytes` has to grow it
+                    let mut got: Vec<u8> = Vec::with_capacity(before);
+                    got.extend(std::iter::repeat_n(0xee, before));
+                    let mut want = got.clone();
+                    put_bytes(&mut got, bytes);
+                    want.extend_from_slice(bytes);
+                    assert_eq!(got, want, "{before} bytes before, {n} appended");
+                }
+            }
+        }
+    }
 
     #[test]
     fn relabel_keeps_the_allocation() {

@@ -196,6 +196,22 @@ impl<'a> Engine<'a> {
         value.map_err(|e| UncatchableError::MalformedStoredValue(e.to_string()).into())
     }
 
+    /// Appends the compact JSON text of a literal argument (as `serde_json::to_string` writes
+    /// it) to `buf`.
+    #[inline]
+    fn write_literal(&self, v: &Value<'_>, buf: &mut Vec<u8>) {
+        match v {
+            Value::Literal(s) => crate::json::write_str(buf, s),
+            Value::InitPeerId => crate::json::write_str(buf, self.ctx.init_peer_id),
+            Value::Number(crate::parser::Number::Int(n)) => crate::json::write_int(buf, *n),
+            v => {
+                if let Ok(Some(r)) = self.resolve(v) {
+                    self.texts.write(&r.value, buf);
+                }
+            }
+        }
+    }
+
     /// The [`ArgumentHash`] of the JSON text of the arguments (`[a,b,…]`, as
     /// `serde_json::to_string` writes it).
     fn argument_hash(&mut self, args: &[Arg<'_>]) -> ArgumentHash {
@@ -213,14 +229,7 @@ impl<'a> Engine<'a> {
                         self.texts.write(&item.value, &mut buf);
                     }
                 }
-                Arg::Literal(Value::Literal(s)) => crate::json::write_str(&mut buf, s),
-                Arg::Literal(Value::InitPeerId) => crate::json::write_str(&mut buf, self.ctx.init_peer_id),
-                Arg::Literal(Value::Number(crate::parser::Number::Int(n))) => crate::json::write_int(&mut buf, *n),
-                Arg::Literal(v) => {
-                    if let Ok(Some(r)) = self.resolve(v) {
-                        self.texts.write(&r.value, &mut buf);
-                    }
-                }
+                Arg::Literal(v) => self.write_literal(v, &mut buf),
             }
         }
         buf.push(b']');
@@ -348,29 +357,60 @@ impl<'a> Engine<'a> {
             self.check_output_name(*name)?;
         }
         // 3. arguments
+        // (the argument text, `[a,b,…]`, is written as the arguments resolve when that is a
+        // copy: a literal, or a value whose text is known to be compact; `written` is false
+        // when one was not, and `argument_hash` writes the text when it is needed. Writing any
+        // other value may parse it, which a call that sends a request must not do.)
         let mut joinable = false;
         let call_args = self.ast.call_args(c);
         args.clear();
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.push(b'[');
+        let mut written = true;
         for a in call_args.iter().filter(|_| constant.is_none()) {
+            if !args.is_empty() {
+                text.push(b',');
+            }
             if is_literal(a) {
-                args.push(Arg::Literal(a));
+                let arg = Arg::Literal(a);
+                self.write_literal(a, &mut text);
+                args.push(arg);
                 continue;
             }
             if let Value::Scalar { name, lambda: None } = a
-                && let Ok(Some(_)) = self.scalar_ref(*name)
+                && let Ok(Some(item)) = self.scalar_ref(*name)
             {
+                written &= self.texts.write_compact(&item.value, &mut text);
                 args.push(Arg::Scalar(*name));
                 continue;
             }
             match self.resolve(a) {
-                Ok(Some(r)) => args.push(Arg::Resolved(r)),
-                Ok(None) => joinable = true,
+                Ok(Some(r)) => {
+                    written &= self.texts.write_compact(&r.value, &mut text);
+                    args.push(Arg::Resolved(r));
+                }
+                Ok(None) => {
+                    // no element: without the separator written for it
+                    if !args.is_empty() {
+                        text.pop();
+                    }
+                    joinable = true;
+                }
                 Err(e) => {
+                    self.scratch = text;
                     let t = Self::call_tetraplet(peer, service, function);
                     return Err(self.raise(node, e, Some(peer), Some(t)));
                 }
             }
         }
+        text.push(b']');
+        self.scratch = text;
+        let argument_hash = |this: &mut Self, args: &[Arg<'a>]| match constant {
+            Some(hash) => hash,
+            None if written => ArgumentHash::of(&this.scratch),
+            None => this.argument_hash(args),
+        };
         // 4. trace
         let merged = self.trace.meet_call().map_err(|e| self.trace_err(node, e))?;
         match merged {
@@ -395,7 +435,7 @@ impl<'a> Engine<'a> {
                 match self.call_results.get(&id) {
                     Some(result) => {
                         self.consumed.insert(id);
-                        let argument_hash = constant.unwrap_or_else(|| self.argument_hash(args));
+                        let argument_hash = argument_hash(self, args);
                         self.consume(node, c, service, function, argument_hash, result.ret_code, &result.result)
                     }
                     None => {
@@ -430,7 +470,7 @@ impl<'a> Engine<'a> {
                     }
                     .into());
                 }
-                if !joinable && result.argument_hash != constant.unwrap_or_else(|| self.argument_hash(args)) {
+                if !joinable && result.argument_hash != argument_hash(self, args) {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "argument hash",

@@ -171,7 +171,30 @@ impl<'a> Texts<'a> {
 
     /// Writes the compact JSON text of a value (as `serde_json::to_writer` writes the parsed
     /// value): a canonical text is copied, anything else is serialized.
+    #[inline(always)]
     pub fn write(&self, v: &Val, out: &mut Vec<u8>) {
+        if !self.write_compact(v, out) {
+            self.write_general(v, out);
+        }
+    }
+
+    /// [`Texts::write`] when that is a copy (a text known to be compact); `false`, having
+    /// written nothing, for any other value (writing it may parse it).
+    #[inline(always)]
+    pub fn write_compact(&self, v: &Val, out: &mut Vec<u8>) -> bool {
+        if let Val::Lazy(i) = v
+            && let Some(t) = self.texts.get(*i as usize)
+            && t.canonical.get() == Some(true)
+        {
+            crate::scratch::put_bytes(out, t.text.as_bytes());
+            return true;
+        }
+        false
+    }
+
+    /// [`Texts::write`] of a parsed value or of a text not known to be canonical.
+    #[inline(never)]
+    fn write_general(&self, v: &Val, out: &mut Vec<u8>) {
         if let Val::Lazy(i) = v {
             let t = &self.texts[*i as usize];
             if t.canonical() {
