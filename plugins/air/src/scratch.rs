@@ -251,7 +251,22 @@ mod tests {
         let first = run(&good, &[], &[], &p, &none);
         assert_eq!(first.ret_code, 0, "{}", first.error_message);
         let shadowing = format!("(seq {good} (seq (ap 1 x) (ap 2 x)))");
-        let refusals: [(&str, &[u8], &[u8]); 4] = [
+        // current data from another peer whose signature does not match its result
+        let q_secret = [6u8; 32];
+        let q = RunParams {
+            current_peer_id: crate::peer_id::peer_id_from_secret(&q_secret),
+            secret_key: q_secret.to_vec(),
+            ..p.clone()
+        };
+        let on_q = format!(r#"(call "{}" ("s" "f") [] x)"#, q.current_peer_id);
+        let asked = run(&on_q, &[], &[], &q, &none);
+        let answer = CallResults::from([(1, crate::CallResult { ret_code: 0, result: "1".into() })]);
+        let signed = run(&on_q, &asked.data, &[], &q, &answer);
+        assert_eq!(signed.ret_code, 0, "{}", signed.error_message);
+        let mut forged = crate::Data::decode(&signed.data).expect("q's data");
+        forged.attestations[0].signature[0] ^= 1;
+        let forged = forged.encode();
+        let refusals: [(&str, &[u8], &[u8]); 5] = [
             // previous data that does not decode (its own buffer is gone, the others stay)
             (&good, b"not data", &[]),
             // current data that does not decode
@@ -260,12 +275,17 @@ mod tests {
             ("(seq (null)", &first.data, &[]),
             // an uncatchable error while executing
             (&shadowing, &[], &[]),
+            // a failed signature check
+            (&good, &first.data, &forged),
         ];
         for (i, (air, prev, cur)) in refusals.into_iter().enumerate() {
             let again = run(&good, &first.data, &[], &p, &none);
             assert_eq!(again.ret_code, 0, "{}", again.error_message);
             let refused = run(air, prev, cur, &p, &none);
             assert_ne!(refused.ret_code, 0, "refusal {i}");
+            if i == 4 {
+                assert!(refused.error_message.contains("signature check failed"), "{}", refused.error_message);
+            }
             assert_eq!(refused.data, prev, "refusal {i} keeps the previous data");
             let b = take();
             assert!(b.result.capacity() >= 64, "refusal {i}: result {}", b.result.capacity());
