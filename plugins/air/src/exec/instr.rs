@@ -20,7 +20,9 @@ use crate::value::Tetraplet;
 /// replayed call only writes their JSON text), or a resolved value.
 pub(crate) enum Arg<'v> {
     Literal(&'v Value<'v>),
-    Scalar(Name<'v>),
+    /// With the text of its value when that is a compact text of the run (see
+    /// [`Texts::compact_text`]): the argument text is then a copy, without a lookup.
+    Scalar(Name<'v>, Option<&'v str>),
     Resolved(Resolved),
 }
 
@@ -224,7 +226,8 @@ impl<'a> Engine<'a> {
             }
             match a {
                 Arg::Resolved(r) => self.texts.write(&r.value, &mut buf),
-                Arg::Scalar(name) => {
+                Arg::Scalar(_, Some(text)) => crate::scratch::put_bytes(&mut buf, text.as_bytes()),
+                Arg::Scalar(name, None) => {
                     if let Ok(Some(item)) = self.scalar_ref(*name) {
                         self.texts.write(&item.value, &mut buf);
                     }
@@ -357,60 +360,29 @@ impl<'a> Engine<'a> {
             self.check_output_name(*name)?;
         }
         // 3. arguments
-        // (the argument text, `[a,b,…]`, is written as the arguments resolve when that is a
-        // copy: a literal, or a value whose text is known to be compact; `written` is false
-        // when one was not, and `argument_hash` writes the text when it is needed. Writing any
-        // other value may parse it, which a call that sends a request must not do.)
         let mut joinable = false;
         let call_args = self.ast.call_args(c);
         args.clear();
-        let mut text = std::mem::take(&mut self.scratch);
-        text.clear();
-        text.push(b'[');
-        let mut written = true;
         for a in call_args.iter().filter(|_| constant.is_none()) {
-            if !args.is_empty() {
-                text.push(b',');
-            }
             if is_literal(a) {
-                let arg = Arg::Literal(a);
-                self.write_literal(a, &mut text);
-                args.push(arg);
+                args.push(Arg::Literal(a));
                 continue;
             }
             if let Value::Scalar { name, lambda: None } = a
                 && let Ok(Some(item)) = self.scalar_ref(*name)
             {
-                written &= self.texts.write_compact(&item.value, &mut text);
-                args.push(Arg::Scalar(*name));
+                args.push(Arg::Scalar(*name, self.texts.compact_text(&item.value)));
                 continue;
             }
             match self.resolve(a) {
-                Ok(Some(r)) => {
-                    written &= self.texts.write_compact(&r.value, &mut text);
-                    args.push(Arg::Resolved(r));
-                }
-                Ok(None) => {
-                    // no element: without the separator written for it
-                    if !args.is_empty() {
-                        text.pop();
-                    }
-                    joinable = true;
-                }
+                Ok(Some(r)) => args.push(Arg::Resolved(r)),
+                Ok(None) => joinable = true,
                 Err(e) => {
-                    self.scratch = text;
                     let t = Self::call_tetraplet(peer, service, function);
                     return Err(self.raise(node, e, Some(peer), Some(t)));
                 }
             }
         }
-        text.push(b']');
-        self.scratch = text;
-        let argument_hash = |this: &mut Self, args: &[Arg<'a>]| match constant {
-            Some(hash) => hash,
-            None if written => ArgumentHash::of(&this.scratch),
-            None => this.argument_hash(args),
-        };
         // 4. trace
         let merged = self.trace.meet_call().map_err(|e| self.trace_err(node, e))?;
         match merged {
@@ -435,7 +407,7 @@ impl<'a> Engine<'a> {
                 match self.call_results.get(&id) {
                     Some(result) => {
                         self.consumed.insert(id);
-                        let argument_hash = argument_hash(self, args);
+                        let argument_hash = constant.unwrap_or_else(|| self.argument_hash(args));
                         self.consume(node, c, service, function, argument_hash, result.ret_code, &result.result)
                     }
                     None => {
@@ -470,7 +442,7 @@ impl<'a> Engine<'a> {
                     }
                     .into());
                 }
-                if !joinable && result.argument_hash != argument_hash(self, args) {
+                if !joinable && result.argument_hash != constant.unwrap_or_else(|| self.argument_hash(args)) {
                     return Err(UncatchableError::InstructionParametersMismatch {
                         instruction: self.head(node),
                         what: "argument hash",
@@ -528,7 +500,7 @@ impl<'a> Engine<'a> {
         for a in args.drain(..) {
             let r = match a {
                 Arg::Resolved(r) => r,
-                Arg::Scalar(name) => match self.scalar_ref(name) {
+                Arg::Scalar(name, _) => match self.scalar_ref(name) {
                     Ok(Some(item)) => Resolved::of(item),
                     _ => continue,
                 },

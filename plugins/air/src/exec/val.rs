@@ -173,23 +173,20 @@ impl<'a> Texts<'a> {
     /// value): a canonical text is copied, anything else is serialized.
     #[inline(always)]
     pub fn write(&self, v: &Val, out: &mut Vec<u8>) {
-        if !self.write_compact(v, out) {
-            self.write_general(v, out);
+        match self.compact_text(v) {
+            Some(text) => crate::scratch::put_bytes(out, text.as_bytes()),
+            None => self.write_general(v, out),
         }
     }
 
-    /// [`Texts::write`] when that is a copy (a text known to be compact); `false`, having
-    /// written nothing, for any other value (writing it may parse it).
+    /// The text of a lazy value known to be compact (what [`Texts::write`] copies); `None` for
+    /// any other value (writing it may parse it).
     #[inline(always)]
-    pub fn write_compact(&self, v: &Val, out: &mut Vec<u8>) -> bool {
-        if let Val::Lazy(i) = v
-            && let Some(t) = self.texts.get(*i as usize)
-            && t.canonical.get() == Some(true)
-        {
-            crate::scratch::put_bytes(out, t.text.as_bytes());
-            return true;
+    pub fn compact_text(&self, v: &Val) -> Option<&'a str> {
+        match v {
+            Val::Lazy(i) => self.texts.get(*i as usize).filter(|t| t.canonical.get() == Some(true)).map(|t| t.text),
+            Val::Json(_) => None,
         }
-        false
     }
 
     /// [`Texts::write`] of a parsed value or of a text not known to be canonical.
