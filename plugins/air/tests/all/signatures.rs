@@ -149,3 +149,52 @@ fn signature_is_bound_to_the_particle() {
     let out = run(&net.air, &[], &data, &p, &CallResults::new());
     assert_eq!(out.ret_code, 9, "{}", out.error_message);
 }
+
+/// The digests this peer signs, computed afresh from the results in `data`'s trace.
+fn own_digests(data: &Data<'_>, me: &str) -> Vec<[u8; 32]> {
+    data.trace.iter().filter_map(State::result).filter(|r| r.peer() == me).map(|r| r.digest()).collect()
+}
+
+#[test]
+fn digests_carried_from_the_previous_data_are_the_results_digests() {
+    // one peer consumes its results one run at a time: each run signs all of them again, with
+    // the digests of the carried ones taken from its previous attestation (service results,
+    // a failed call and a canon among them; a result that comes back changed is hashed again)
+    let air = r#"
+(seq
+   (seq
+      (call %init_peer_id% ("s" "f") [0] $st)
+      (canon %init_peer_id% $st #c))
+   (seq
+      (xor (call %init_peer_id% ("s" "bad") [1] y) (null))
+      (seq
+         (call %init_peer_id% ("s" "f") [2 #c] r2)
+         (seq (call %init_peer_id% ("s" "f") [3] r3) (call %init_peer_id% ("s" "f") [4] r4)))))
+"#;
+    let a = peer("A");
+    let p = params(&a, &a);
+    let mut out = run(air, &[], &[], &p, &CallResults::new());
+    let mut runs = 0;
+    while !out.call_requests.is_empty() {
+        let results: CallResults = out
+            .call_requests
+            .iter()
+            .map(|r| {
+                let rc = if r.function_name == "bad" { 1 } else { 0 };
+                (r.id, weft_plugin_air::CallResult { ret_code: rc, result: format!("\"answer {}\"", r.id) })
+            })
+            .collect();
+        let prev = out.data.clone();
+        out = run(air, &prev, &[], &p, &results);
+        runs += 1;
+        let d = Data::decode(&out.data).unwrap();
+        let own: Vec<&Attestation<'_>> = d.attestations.iter().filter(|x| *x.peer == *a.id).collect();
+        assert_eq!(own.len(), 1, "run {runs}");
+        assert_eq!(&*own[0].digests, own_digests(&d, &a.id).as_slice(), "run {runs}");
+        own[0].verify("test-particle").unwrap();
+    }
+    assert_eq!(runs, 5);
+    let d = Data::decode(&out.data).unwrap();
+    assert!(d.trace.iter().any(|s| matches!(s, State::Call(CallState::Failed(_)))));
+    assert_eq!(own_digests(&d, &a.id).len(), 6);
+}
