@@ -268,19 +268,17 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let b = *self.bytes.get(self.pos).ok_or_else(|| self.error("truncated varint"))?;
-            self.pos += 1;
-            if shift == 63 && b > 1 {
-                return Err(self.error("overflowing varint"));
+        match crate::varint::get(self.bytes.get(self.pos..).unwrap_or_default(), 64) {
+            Ok((value, n)) => {
+                self.pos += n;
+                Ok(value)
             }
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
+            Err(crate::varint::Refused::Truncated) => {
+                self.pos = self.bytes.len();
+                Err(self.error("truncated varint"))
             }
+            Err(crate::varint::Refused::Invalid) => Err(self.error("over-long or overflowing varint")),
         }
-        Err(self.error("over-long varint"))
     }
 
     fn count(&mut self) -> Result<u64> {

@@ -716,25 +716,16 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// An unsigned LEB128 varint of at most `max_bits` significant bits, as postcard writes them.
+    /// An unsigned LEB128 varint of a `max_bits`-bit integer ([`crate::varint::get`]).
     fn varint(&mut self, what: &'static str, max_bits: u32) -> Result<u64, Error> {
         let start = self.pos;
-        let mut value = 0u64;
-        let mut shift = 0u32;
-        loop {
-            let b = self.byte(what)?;
-            if shift >= max_bits {
-                return Err(Error::BadVarint { offset: start });
+        match crate::varint::get(self.bytes.get(start..).unwrap_or_default(), max_bits) {
+            Ok((value, n)) => {
+                self.pos += n;
+                Ok(value)
             }
-            let bits = u64::from(b & 0x7f);
-            if shift + 7 > max_bits && bits >> (max_bits - shift) != 0 {
-                return Err(Error::BadVarint { offset: start });
-            }
-            value |= bits << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-            shift += 7;
+            Err(crate::varint::Refused::Truncated) => Err(Error::Truncated { offset: self.bytes.len(), what }),
+            Err(crate::varint::Refused::Invalid) => Err(Error::BadVarint { offset: start }),
         }
     }
 

@@ -1082,24 +1082,21 @@ impl<'b> Reader<'b> {
     }
 
     /// An unsigned LEB128 varint for a `bits`-bit integer, as postcard reads them: at most
-    /// `ceil(bits / 7)` bytes, and the value must fit (non-minimal encodings are accepted).
+    /// `ceil(bits / 7)` bytes, and the value must fit (non-minimal encodings are accepted;
+    /// [`weft_abi::varint::get`]).
     #[inline]
     fn varint(&mut self, ty: &'static str, bits: u32) -> Res<u64> {
         let start = self.pos;
-        let max_bytes = bits.div_ceil(7);
-        let last_bits = bits - 7 * (max_bytes - 1);
-        let mut value = 0u64;
-        for i in 0..max_bytes {
-            let b = self.byte(ty).map_err(|_| Fail::new(ErrorKind::Truncated { offset: start, what: ty }))?;
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if i == max_bytes - 1 && u32::from(b) >> last_bits != 0 {
-                    break;
-                }
-                return Ok(value);
+        match weft_abi::varint::get(self.bytes.get(start..).unwrap_or_default(), bits) {
+            Ok((value, n)) => {
+                self.pos += n;
+                Ok(value)
             }
+            Err(weft_abi::varint::Refused::Truncated) => {
+                Err(Fail::new(ErrorKind::Truncated { offset: start, what: ty }))
+            }
+            Err(weft_abi::varint::Refused::Invalid) => Err(Fail::new(ErrorKind::BadVarint { offset: start, ty })),
         }
-        Err(Fail::new(ErrorKind::BadVarint { offset: start, ty }))
     }
 
     /// A length or count whose items take at least `min` bytes each, checked against the rest.

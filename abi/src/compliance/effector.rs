@@ -612,18 +612,16 @@ impl ValueReader<'_> {
     }
 
     fn varint(&mut self, bits: u32) -> Result<u64, String> {
-        let mut value = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = self.byte()?;
-            if shift >= bits || (shift + 7 > bits && u64::from(b & 0x7f) >> (bits - shift) != 0) {
-                return self.fail("over-long or overflowing varint");
+        match crate::varint::get(self.bytes.get(self.pos..).unwrap_or_default(), bits) {
+            Ok((value, n)) => {
+                self.pos += n;
+                Ok(value)
             }
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
+            Err(crate::varint::Refused::Truncated) => {
+                self.pos = self.bytes.len();
+                self.fail("truncated")
             }
-            shift += 7;
+            Err(crate::varint::Refused::Invalid) => self.fail("over-long or overflowing varint"),
         }
     }
 
