@@ -444,6 +444,26 @@ fn benches(c: &mut Criterion<Clock>) {
         assert!(merged.call_requests.is_empty() && merged.next_peers.is_empty());
         case(air, a1.data, b3.data, none())
     });
+
+    // 7. A peer that makes 1,000 local calls one after another (a balanced seq tree of calls on
+    //    %init_peer_id%): each run consumes one result, issues the next request and signs all of
+    //    this peer's results. Timed: the run that consumes the 1,000th (999 results replayed,
+    //    1,000 results signed, the digests of the 999 carried ones taken from the previous
+    //    attestation). Not a reference shape: the steady state of a long particle on one peer.
+    bench_case(&mut g, "local_calls_1000", || {
+        let leaves: Vec<String> =
+            (0..1000).map(|i| format!(r#"(call %init_peer_id% ("svc" "get") [{i}] r{i})"#)).collect();
+        let air = balanced_seq(leaves);
+        let answer = |out: &Outcome| answer_all(out, |r| format!("\"result {}\"", r.arguments[0]));
+        let mut out = ok_run(&air, &[], &[], &pa, &none());
+        for _ in 1..1000 {
+            out = ok_run(&air, &out.data, &[], &pa, &answer(&out));
+        }
+        assert_eq!(out.call_requests.len(), 1);
+        let results = answer(&out);
+        assert!(ok_run(&air, &out.data, &[], &pa, &results).call_requests.is_empty());
+        case(air, out.data, vec![], results)
+    });
     g.finish();
 }
 
