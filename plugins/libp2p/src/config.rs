@@ -29,6 +29,11 @@ pub struct Config {
     /// Messages waiting to be sent to one peer (default 256), besides the batch being written (at
     /// most 64 KiB, or one larger message); a full queue makes `send` fail with `LIMIT`.
     pub queue_len: usize,
+    /// Bytes of the messages waiting for one peer (default 64 MiB): a message that would take a
+    /// queue past it makes `send` fail with `LIMIT` (an empty queue takes any message up to
+    /// `max_message_size`). What the queues can hold in all is at most this times the peers
+    /// with waiting messages.
+    pub queue_bytes: usize,
     /// How long opening the particle stream on a connection may take, in ms (default 10000):
     /// protocol negotiation and the receiver's size limit. An open that fails or times out costs
     /// the first waiting message; the next one opens again.
@@ -61,6 +66,7 @@ impl Default for Config {
         Self {
             max_message_size: 16 << 20,
             queue_len: 256,
+            queue_bytes: 64 << 20,
             open_timeout_ms: 10_000,
             idle_connection_timeout_ms: 600_000,
             ping_interval_ms: 15_000,
@@ -115,6 +121,7 @@ impl Config {
         }
         for (key, value) in [
             ("queue_len", self.queue_len),
+            ("queue_bytes", self.queue_bytes),
             ("max_streams_per_connection", self.max_streams_per_connection),
             ("max_particle_streams", self.max_particle_streams),
         ] {
@@ -179,6 +186,8 @@ mod tests {
         assert_eq!((c.max_message_size, c.mode), (1024, Mode::Client));
         let c = Config::parse(r#"{"queue_len": 3, "ping_interval_ms": 50}"#).unwrap();
         assert_eq!((c.queue_len, c.ping_interval_ms), (3, 50));
+        let c = Config::parse("queue_bytes = 4096").unwrap();
+        assert_eq!((c.queue_bytes, Config::default().queue_bytes), (4096, 64 << 20));
     }
 
     #[test]
@@ -188,6 +197,7 @@ mod tests {
             (r#"{"bogus": 1}"#, "bogus"),
             ("mode = \"relay\"", "relay"),
             ("queue_len = 0", "queue_len"),
+            ("queue_bytes = 0", "queue_bytes"),
             ("max_message_size = 0", "max_message_size"),
             ("worker_threads = 99", "worker_threads"),
             ("open_timeout_ms = -1", "open_timeout_ms"),

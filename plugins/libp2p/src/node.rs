@@ -348,20 +348,21 @@ impl Node {
         if self.is_closed() {
             return Err(closed("transport.send"));
         }
-        let queue_len = self.shared.config.queue_len;
-        let full = || {
+        let limits = (self.shared.config.queue_len, self.shared.config.queue_bytes);
+        let full = |messages: usize, bytes: usize| {
             Error::new(
                 ErrorCode::LIMIT,
                 format!(
-                    "libp2p transport.send: the queue to {peer} is full ({queue_len} messages); retry later or raise queue_len"
+                    "libp2p transport.send: the queue to {peer} is full ({messages} messages, {bytes} bytes; queue_len {}, queue_bytes {}); retry later or raise them",
+                    limits.0, limits.1
                 ),
             )
         };
         // A connection owns the peer's queue: push, and its handler is woken; no swarm involved.
         let message = match self.shared.outboxes.get(&peer) {
-            Some(outbox) => match outbox.push(message, queue_len, false) {
+            Some(outbox) => match outbox.push(message, limits, false) {
                 Ok(()) => return Ok(()),
-                Err(Refused::Full) => return Err(full()),
+                Err(Refused::Full { messages, bytes }) => return Err(full(messages, bytes)),
                 Err(Refused::NoOwner(message)) => message,
             },
             None => message,
@@ -378,8 +379,8 @@ impl Node {
                 ));
             }
             let outbox = self.shared.outboxes.get_or_create(peer);
-            if let Err(Refused::Full) = outbox.push(message, queue_len, true) {
-                return Err(full());
+            if let Err(Refused::Full { messages, bytes }) = outbox.push(message, limits, true) {
+                return Err(full(messages, bytes));
             }
             if !connected {
                 dial_for_queue(state, swarm, &self.shared.outboxes, peer, addrs);

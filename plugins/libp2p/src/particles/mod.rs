@@ -17,7 +17,8 @@
 //! connection cannot retry forever.
 //!
 //! # Limits
-//! `queue_len` messages per peer plus the one batch being written (at most 64 KiB, or one larger
+//! `queue_len` messages and `queue_bytes` bytes per peer (an empty queue takes any message) plus
+//! the one batch being written (at most 64 KiB, or one larger
 //! message); `max_particle_streams` inbound streams per connection (more are reset); frames of at
 //! most `max_message_size`; reads stop while the node is stalled (frames wait in yamux's window).
 

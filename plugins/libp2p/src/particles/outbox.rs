@@ -19,8 +19,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Why a message was not queued.
 #[derive(Debug)]
 pub enum Refused {
-    /// The queue holds `queue_len` messages already.
-    Full,
+    /// The queue holds `queue_len` messages already, or the message would take it past
+    /// `queue_bytes` (an empty queue takes any message): how many it holds, and their bytes.
+    Full { messages: usize, bytes: usize },
     /// No connection owns the queue (the message comes back): take the slow path through the swarm.
     NoOwner(Vec<u8>),
 }
@@ -28,12 +29,22 @@ pub enum Refused {
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Vec<u8>>,
+    /// The bytes of the messages in `queue`.
+    bytes: usize,
     owner: Option<ConnectionId>,
     /// The owner's handler, waiting for a message.
     waker: Option<Waker>,
     /// A dial was made for this queue after its last connection closed, and no message has been
     /// written since: the next close drops the queue instead of dialling again.
     redialled: bool,
+}
+
+impl Inner {
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let message = self.queue.pop_front()?;
+        self.bytes -= message.len();
+        Some(message)
+    }
 }
 
 /// One peer's queue.
@@ -46,17 +57,21 @@ impl Outbox {
     /// Queues `message` if a connection owns the queue (or `owned_or_not`) and there is room.
     ///
     /// # Errors
-    /// [`Refused::Full`] at `queue_len` messages; [`Refused::NoOwner`] when no connection owns the
-    /// queue and `owned_or_not` is false.
-    pub fn push(&self, message: Vec<u8>, queue_len: usize, owned_or_not: bool) -> Result<(), Refused> {
+    /// [`Refused::Full`] at `limits.0` messages, or when the message would take a queue that is
+    /// not empty past `limits.1` bytes; [`Refused::NoOwner`] when no connection owns the queue and
+    /// `owned_or_not` is false.
+    pub fn push(&self, message: Vec<u8>, limits: (usize, usize), owned_or_not: bool) -> Result<(), Refused> {
+        let (queue_len, queue_bytes) = limits;
         let waker = {
             let mut inner = lock(&self.inner);
             if inner.owner.is_none() && !owned_or_not {
                 return Err(Refused::NoOwner(message));
             }
-            if inner.queue.len() >= queue_len {
-                return Err(Refused::Full);
+            let (messages, bytes) = (inner.queue.len(), inner.bytes);
+            if messages >= queue_len || messages > 0 && bytes.saturating_add(message.len()) > queue_bytes {
+                return Err(Refused::Full { messages, bytes });
             }
+            inner.bytes += message.len();
             inner.queue.push_back(message);
             inner.waker.take()
         };
@@ -76,7 +91,7 @@ impl Outbox {
             return 0;
         }
         let mut n = 0;
-        while let Some(message) = inner.queue.pop_front() {
+        while let Some(message) = inner.pop() {
             n += 1;
             if !take(message) {
                 break;
@@ -115,7 +130,7 @@ impl Outbox {
     pub fn drop_first(&self, me: ConnectionId) {
         let mut inner = lock(&self.inner);
         if inner.owner == Some(me) {
-            inner.queue.pop_front();
+            inner.pop();
         }
     }
 
@@ -139,7 +154,9 @@ impl Outbox {
 
     /// Drops every waiting message.
     pub fn clear(&self) {
-        lock(&self.inner).queue.clear();
+        let mut inner = lock(&self.inner);
+        inner.queue.clear();
+        inner.bytes = 0;
     }
 
     /// Whether a redial may be made for the waiting messages (then it counts as made): once per
@@ -181,5 +198,43 @@ impl Outboxes {
             outbox.clear();
             outbox.set_owner(None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waker_cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    #[test]
+    fn queue_len_and_queue_bytes_bound_a_queue() {
+        let me = ConnectionId::new_unchecked(1);
+        let outbox = Outbox::default();
+        outbox.set_owner(Some(me));
+        let limits = (3, 100);
+        // an empty queue takes any message; beyond that, bytes count
+        outbox.push(vec![0; 150], limits, false).expect("an empty queue takes any message");
+        assert!(matches!(outbox.push(vec![0; 1], limits, false), Err(Refused::Full { messages: 1, bytes: 150 })));
+        let mut cx = waker_cx();
+        assert_eq!(outbox.take(me, &mut cx, |_| true), 1);
+        outbox.push(vec![0; 60], limits, false).unwrap();
+        outbox.push(vec![0; 40], limits, false).unwrap();
+        assert!(matches!(outbox.push(vec![0; 1], limits, false), Err(Refused::Full { messages: 2, bytes: 100 })));
+        // taking one frees its bytes
+        assert_eq!(outbox.take(me, &mut cx, |_| false), 1);
+        outbox.push(vec![0; 50], limits, false).unwrap();
+        // dropping one frees its bytes too, and messages count on their own
+        outbox.drop_first(me);
+        outbox.push(vec![0; 1], limits, false).unwrap();
+        outbox.push(vec![0; 1], limits, false).unwrap();
+        assert!(matches!(outbox.push(vec![0; 1], limits, false), Err(Refused::Full { messages: 3, bytes: 52 })));
+        assert_eq!(outbox.len(), 3);
+        outbox.clear();
+        outbox.push(vec![0; 100], limits, false).unwrap();
+        assert_eq!(outbox.take(me, &mut cx, |_| true), 1);
+        assert_eq!(lock(&outbox.inner).bytes, 0);
     }
 }
