@@ -196,6 +196,19 @@ fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Res
     Ok(())
 }
 
+/// Whether a result was produced by `me`. Results of one service share their tetraplet: the
+/// peer is compared once per tetraplet.
+fn produced_by(me: &str) -> impl FnMut(&Produced<'_, '_>) -> bool + '_ {
+    let mut last: (*const crate::value::Tetraplet, bool) = (std::ptr::null(), false);
+    move |r| {
+        let t = Arc::as_ptr(r.tetraplet());
+        if last.0 != t {
+            last = (t, r.peer() == me);
+        }
+        last.1
+    }
+}
+
 /// The digests of this peer's results in its previous data, from its attestation there: a
 /// result carried from that data into the new trace (the same state) is not hashed again. A run
 /// that adds one result to a trace of `n` of its own otherwise hashes all `n + 1` (half of such
@@ -221,15 +234,10 @@ impl<'p, 'a> Reuse<'p, 'a> {
     fn new(prev: &'p [State<'a>], digests: std::borrow::Cow<'p, [[u8; 32]]>, me: &str) -> Self {
         let mut by_address = Vec::new();
         let mut k = 0u32;
-        // results of one service share their tetraplet: compare the peer once per tetraplet
-        let mut last: (*const crate::value::Tetraplet, bool) = (std::ptr::null(), false);
+        let mut mine = produced_by(me);
         for (i, s) in prev.iter().enumerate() {
             let Some(r) = s.result() else { continue };
-            let t = Arc::as_ptr(r.tetraplet());
-            if last.0 != t {
-                last = (t, r.peer() == me);
-            }
-            if !last.1 {
+            if !mine(&r) {
                 continue;
             }
             if let Produced::Executed(sr) | Produced::Failed(sr) = r {
@@ -327,15 +335,7 @@ fn attestations<'t, 'a: 't>(
     }
     if produced {
         let mut memo = TetrapletDigests::default();
-        // results of one service share their tetraplet: compare the peer once per tetraplet
-        let mut last: (*const crate::value::Tetraplet, bool) = (std::ptr::null(), false);
-        let mut mine = |r: &crate::data::Produced<'_, '_>| {
-            let t = Arc::as_ptr(r.tetraplet());
-            if last.0 != t {
-                last = (t, r.peer() == me);
-            }
-            last.1
-        };
+        let mut mine = produced_by(me);
         let digests: Vec<[u8; 32]> = trace
             .filter_map(State::result)
             .filter(|r| mine(r))

@@ -255,18 +255,16 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut m = n.unsigned_abs();
+    let mut pair = |i: &mut usize, two: u64| {
+        *i -= 2;
+        digits[*i..*i + 2].copy_from_slice(&PAIRS[two as usize * 2..two as usize * 2 + 2]);
+    };
     while m >= 100 {
-        let r = (m % 100) as usize * 2;
+        pair(&mut i, m % 100);
         m /= 100;
-        i -= 2;
-        digits[i] = PAIRS[r];
-        digits[i + 1] = PAIRS[r + 1];
     }
     if m >= 10 {
-        let r = m as usize * 2;
-        i -= 2;
-        digits[i] = PAIRS[r];
-        digits[i + 1] = PAIRS[r + 1];
+        pair(&mut i, m);
     } else {
         i -= 1;
         digits[i] = b'0' + m as u8;
