@@ -228,7 +228,7 @@ pub(crate) fn canonical_elements(text: &str) -> Option<Vec<&str>> {
 /// Writes `s` as a JSON string, as serde_json writes it.
 #[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|c| SPECIAL[c as usize]) {
+    if !is_plain_str(s.as_bytes()) {
         // writing into a Vec cannot fail
         let _ = serde_json::to_writer(out, s);
         return;
@@ -274,6 +274,12 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
         digits[i] = b'-';
     }
     crate::scratch::put_bytes(out, &digits[i..]);
+}
+
+/// Whether the string of these bytes is written as `"…"` around them (no byte is escaped).
+#[inline(always)]
+pub(crate) fn is_plain_str(s: &[u8]) -> bool {
+    !s.iter().any(|c| SPECIAL[*c as usize])
 }
 
 /// Bytes a string scan stops at: `"`, `\` and control characters.

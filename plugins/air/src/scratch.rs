@@ -85,6 +85,23 @@ pub(crate) fn push<T>(v: &mut Vec<T>, x: T) {
     }
 }
 
+/// [`push`] of the element `make` returns, made after the room for it is ensured: made before
+/// (as an argument), it is kept on the stack across the possible `reserve` call and copied to
+/// its slot with wider loads than it was written with (the stall [`push`] avoids for `Vec::push`).
+#[inline(always)]
+pub(crate) fn push_with<T>(v: &mut Vec<T>, make: impl FnOnce() -> T) {
+    if v.len() == v.capacity() {
+        v.reserve(1);
+    }
+    let len = v.len();
+    let x = make();
+    // SAFETY: as in `push` (`make` cannot change `v`: it is borrowed mutably here).
+    unsafe {
+        v.as_mut_ptr().add(len).write(x);
+        v.set_len(len + 1);
+    }
+}
+
 /// `out.extend_from_slice(bytes)`, always inlined, without a call to `memcpy` for up to 16
 /// bytes (two overlapping fixed-size copies; the short texts of arguments, names and values
 /// are most of what a run appends to its buffers).

@@ -269,7 +269,7 @@ impl Env {
                 at
             }
             None => {
-                crate::scratch::push(&mut self.bindings, Binding { value: make(), scope, prev });
+                crate::scratch::push_with(&mut self.bindings, || Binding { value: make(), scope, prev });
                 (self.bindings.len() - 1) as u32
             }
         };

@@ -10,7 +10,10 @@ use super::errors::{CatchableError, ErrorObjectError, ExecError, UncatchableErro
 use super::resolve::{Resolved, kv};
 use super::val::Val;
 use super::{Engine, ErrorSlot};
-use crate::data::{ArgumentHash, CallState, CanonElement, CanonResult, CanonState, OutputKind, ServiceResult, State};
+use crate::data::{
+    ArgumentHash, CallState, CanonElement, CanonResult, CanonState, InlineText, OutputKind, ServiceResult, State,
+    load_le,
+};
 use crate::interpreter::CallRequest;
 use crate::parser::{Ap, ApDest, ApMap, Ast, Call, CallOutput, Canon, CanonDest, Fail, Name, NodeId, Value};
 use crate::trace::{CallMerge, Source};
@@ -88,9 +91,19 @@ pub(crate) fn constant_argument_hashes(ast: &Ast<'_>) -> Vec<Option<ArgumentHash
 /// The [`ArgumentHash`] of one call's argument list when every argument is a constant (see
 /// [`constant_argument_hashes`]); `buf` is scratch space.
 fn constant_argument_hash(ast: &Ast<'_>, c: &Call<'_>, buf: &mut Vec<u8>) -> Option<ArgumentHash> {
+    let args = ast.call_args(c);
+    match inline_constant_form(args) {
+        Form::Inline(hash) => Some(hash),
+        Form::NotConstant => None,
+        Form::Long => written_constant_form(args, buf),
+    }
+}
+
+/// The argument form of a list of constants, its text written into `buf` and read from there.
+fn written_constant_form(args: &[Value<'_>], buf: &mut Vec<u8>) -> Option<ArgumentHash> {
     buf.clear();
     buf.push(b'[');
-    for (i, a) in ast.call_args(c).iter().enumerate() {
+    for (i, a) in args.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
@@ -98,6 +111,109 @@ fn constant_argument_hash(ast: &Ast<'_>, c: &Call<'_>, buf: &mut Vec<u8>) -> Opt
     }
     buf.push(b']');
     Some(ArgumentHash::of(buf))
+}
+
+/// What [`inline_constant_form`] made of an argument list.
+enum Form {
+    /// The inline form.
+    Inline(ArgumentHash),
+    /// An argument is no constant (or one whose text the run computes).
+    NotConstant,
+    /// Constants whose text [`inline_constant_form`] does not build (longer than the inline
+    /// form, a string with escapes, an integer of more than 16 characters): written and read
+    /// back ([`written_constant_form`]).
+    Long,
+}
+
+/// The inline argument form of a list of constants, its text built in registers
+/// ([`InlineText`]), not written to memory and read back (what [`written_constant_form`] does).
+#[inline]
+fn inline_constant_form(args: &[Value<'_>]) -> Form {
+    let mut t = InlineText::default();
+    t.push_byte(b'[');
+    for (i, a) in args.iter().enumerate() {
+        let sep = (i > 0) as usize;
+        // each part leaves room for the closing `]`
+        let room = (ArgumentHash::INLINE - 1 - t.len()).saturating_sub(sep);
+        let (word, n): (u128, usize) = match a {
+            Value::Literal(s) => {
+                let s = s.as_bytes();
+                if s.len() + 2 > room || !crate::json::is_plain_str(s) {
+                    return long_or_not_constant(&args[i..]);
+                }
+                if sep == 1 {
+                    t.push_byte(b',');
+                }
+                t.push_byte(b'"');
+                t.push_bytes(s);
+                t.push_byte(b'"');
+                continue;
+            }
+            Value::Number(crate::parser::Number::Int(v)) => match int_word(*v) {
+                Some((word, n)) if n <= room => (word, n),
+                _ => return long_or_not_constant(&args[i..]),
+            },
+            Value::Bool(true) => (u32::from_le_bytes(*b"true") as u128, 4),
+            Value::Bool(false) => (load_le(b"false"), 5),
+            Value::EmptyArray => (u16::from_le_bytes(*b"[]") as u128, 2),
+            _ => return Form::NotConstant,
+        };
+        if n > room {
+            return long_or_not_constant(&args[i..]);
+        }
+        if sep == 1 {
+            t.push_byte(b',');
+        }
+        t.push_word(word, n);
+    }
+    t.push_byte(b']');
+    Form::Inline(ArgumentHash::of_inline(&t))
+}
+
+/// The text of an integer as serde_json writes it, as a little-endian number, and its length;
+/// `None` for more than 16 characters.
+#[inline(always)]
+fn int_word(v: i64) -> Option<(u128, usize)> {
+    /// Two ASCII digits, the first in the low byte.
+    static PAIRS: [u16; 100] = {
+        let mut t = [0u16; 100];
+        let mut i = 0;
+        while i < 100 {
+            t[i] = (b'0' + (i / 10) as u8) as u16 | ((b'0' + (i % 10) as u8) as u16) << 8;
+            i += 1;
+        }
+        t
+    };
+    let mut m = v.unsigned_abs();
+    let len = m.checked_ilog10().unwrap_or(0) as usize + 1 + (v < 0) as usize;
+    if len > 16 {
+        return None;
+    }
+    let mut word = if v < 0 { b'-' as u128 } else { 0 };
+    let mut at = len;
+    while m >= 100 {
+        at -= 2;
+        word |= (PAIRS[(m % 100) as usize] as u128) << (8 * at);
+        m /= 100;
+    }
+    if m >= 10 {
+        word |= (PAIRS[m as usize] as u128) << (8 * (at - 2));
+    } else {
+        word |= ((b'0' + m as u8) as u128) << (8 * (at - 1));
+    }
+    Some((word, len))
+}
+
+/// The form of a list whose argument `rest[0]` was not built inline: long if it and the
+/// rest are constants.
+#[cold]
+fn long_or_not_constant(rest: &[Value<'_>]) -> Form {
+    if rest.iter().all(is_constant_text) { Form::Long } else { Form::NotConstant }
+}
+
+/// Whether [`constant_text`] writes a text for `v`.
+fn is_constant_text(v: &Value<'_>) -> bool {
+    matches!(v, Value::Literal(_) | Value::Number(crate::parser::Number::Int(_)) | Value::Bool(_) | Value::EmptyArray)
 }
 
 /// A resolved peer, service or function name.
@@ -325,8 +441,12 @@ impl<'a> Engine<'a> {
         // the state as it is in the previous trace
         self.trace.take_prev_verbatim();
         if let (Some(name), Some(tetraplet)) = (name, tetraplet) {
-            let value = self.texts.trusted(text);
-            self.env.set_scalar(name, Item { value, tetraplet, trace_pos: None });
+            // the item is made where it is stored (made first and handed to `set_scalar`, it was
+            // kept on the stack across the binding lookup and read back with wider loads than it
+            // was written with: a store-forwarding stall, 6% of a replay's time)
+            let target = self.env.scalar_target(name);
+            let value = self.texts.trusted_index(text);
+            self.env.store_scalar_with(target, name, || Item { value: Val::Lazy(value), tetraplet, trace_pos: None });
         }
         true
     }
@@ -931,6 +1051,63 @@ pub(crate) mod tests {
             secret_key: secret.to_vec(),
             limits: Limits::default(),
         }
+    }
+
+    #[test]
+    fn inline_argument_forms_are_the_written_ones() {
+        use super::{Form, inline_constant_form, written_constant_form};
+        use crate::parser::{Name, Number, Value};
+        let strings: Vec<String> = ["", "a", "svc", "é€", "a\\b", "q\"", "tab\t", "\u{1}", "\u{7f}"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((0..34).map(|n| "x".repeat(n)))
+            .collect();
+        let mut pool: Vec<Value<'_>> = strings.iter().map(|s| Value::Literal(s)).collect();
+        let mut ints = vec![i64::MAX, i64::MIN, i64::MIN + 1];
+        for k in 0..19 {
+            let p = 10i64.pow(k);
+            ints.extend([p - 1, p, p + 1, -p, -p + 1, -p - 1]);
+        }
+        pool.extend(ints.into_iter().map(|n| Value::Number(Number::Int(n))));
+        pool.extend([Value::Bool(true), Value::Bool(false), Value::EmptyArray]);
+        let not_constant = [
+            Value::Number(Number::Float(1.5)),
+            Value::InitPeerId,
+            Value::Scalar { name: Name::new("x"), lambda: None },
+        ];
+        let mut buf = Vec::new();
+        let mut inline = 0;
+        let mut check = |args: &[Value<'_>]| {
+            let written = written_constant_form(args, &mut buf);
+            match inline_constant_form(args) {
+                Form::Inline(h) => {
+                    assert_eq!(Some(h), written, "{args:?}");
+                    inline += 1;
+                }
+                Form::NotConstant => assert_eq!(written, None, "{args:?}"),
+                Form::Long => {
+                    // left to the written form: constants whose text is long or has escapes
+                    assert!(written.is_some(), "{args:?}");
+                    let escapes =
+                        args.iter().any(|a| matches!(a, Value::Literal(s) if !crate::json::is_plain_str(s.as_bytes())));
+                    let long_int =
+                        args.iter().any(|a| matches!(a, Value::Number(Number::Int(n)) if n.to_string().len() > 16));
+                    assert!(buf.len() > ArgumentHash::INLINE || escapes || long_int, "{args:?}");
+                }
+            }
+        };
+        check(&[]);
+        for a in &pool {
+            check(std::slice::from_ref(a));
+            for b in pool.iter().chain(&not_constant) {
+                check(&[a.clone(), b.clone()]);
+                check(&[b.clone(), a.clone()]);
+                for c in [&pool[2], &pool[12], &pool[pool.len() - 1], &not_constant[1]] {
+                    check(&[a.clone(), b.clone(), c.clone()]);
+                }
+            }
+        }
+        assert!(inline > 10_000, "{inline} inline forms");
     }
 
     #[test]
