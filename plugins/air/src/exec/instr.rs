@@ -17,7 +17,7 @@ use crate::data::{
 use crate::interpreter::CallRequest;
 use crate::parser::{Ap, ApDest, ApMap, Ast, Call, CallOutput, Canon, CanonDest, Fail, Name, NodeId, Value};
 use crate::trace::{CallMerge, Source};
-use crate::value::Tetraplet;
+use crate::value::{Tetraplet, Tetraplets};
 
 /// A call argument: a literal or a scalar known to be set (both resolved only when needed: a
 /// replayed call only writes their JSON text), or a resolved value.
@@ -620,8 +620,16 @@ impl<'a> Engine<'a> {
         for a in args.drain(..) {
             let r = match a {
                 Arg::Resolved(r) => r,
+                // the value and tetraplet taken from the item where they are stored (through a
+                // `Resolved`, the tetraplets were written in parts and read back whole: a
+                // store-forwarding stall on each of a request's arguments)
                 Arg::Scalar(name, _) => match self.scalar_ref(name) {
-                    Ok(Some(item)) => Resolved::of(item),
+                    Ok(Some(item)) => {
+                        let (json, tetraplet) = (self.texts.json(&item.value), item.tetraplet.clone());
+                        arguments.push(json);
+                        crate::scratch::push_with(&mut tetraplets, || Tetraplets::One(tetraplet));
+                        continue;
+                    }
                     _ => continue,
                 },
                 // literals always resolve
