@@ -29,8 +29,10 @@ impl Clone for Val {
     /// whole: a store-forwarding stall on every scalar copy (a tenth of an `ap` chain's time).
     #[inline(always)]
     fn clone(&self) -> Self {
-        if let Val::Json(v) = self {
-            std::mem::forget(Arc::clone(v));
+        // every variant is listed: one that owns something must give the copy its share here
+        match self {
+            Val::Json(v) => std::mem::forget(Arc::clone(v)),
+            Val::Lazy(_) => {}
         }
         // SAFETY: the copy owns what it points to exactly as `self` does: a `Lazy` value owns
         // nothing, and for a `Json` value the count of its `Arc` was raised for the copy above.
