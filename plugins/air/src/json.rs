@@ -239,25 +239,26 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Two ASCII digits of `0..100`, the first in the low byte.
+static PAIRS: [u16; 100] = {
+    let mut t = [0u16; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = (b'0' + (i / 10) as u8) as u16 | ((b'0' + (i % 10) as u8) as u16) << 8;
+        i += 1;
+    }
+    t
+};
+
 /// Writes an integer, as serde_json writes it (two digits per division, from a table).
 #[inline]
 pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
-    static PAIRS: [u8; 200] = {
-        let mut t = [0u8; 200];
-        let mut i = 0;
-        while i < 100 {
-            t[2 * i] = b'0' + (i / 10) as u8;
-            t[2 * i + 1] = b'0' + (i % 10) as u8;
-            i += 1;
-        }
-        t
-    };
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut m = n.unsigned_abs();
     let mut pair = |i: &mut usize, two: u64| {
         *i -= 2;
-        digits[*i..*i + 2].copy_from_slice(&PAIRS[two as usize * 2..two as usize * 2 + 2]);
+        digits[*i..*i + 2].copy_from_slice(&PAIRS[two as usize].to_le_bytes());
     };
     while m >= 100 {
         pair(&mut i, m % 100);
@@ -274,6 +275,30 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
         digits[i] = b'-';
     }
     crate::scratch::put_bytes(out, &digits[i..]);
+}
+
+/// The text [`write_int`] writes, as a little-endian number (built in a register, see
+/// `data::InlineText`), and its length; `None` for more than 16 characters.
+#[inline(always)]
+pub(crate) fn int_word(v: i64) -> Option<(u128, usize)> {
+    let mut m = v.unsigned_abs();
+    let len = m.checked_ilog10().unwrap_or(0) as usize + 1 + (v < 0) as usize;
+    if len > 16 {
+        return None;
+    }
+    let mut word = if v < 0 { b'-' as u128 } else { 0 };
+    let mut at = len;
+    while m >= 100 {
+        at -= 2;
+        word |= (PAIRS[(m % 100) as usize] as u128) << (8 * at);
+        m /= 100;
+    }
+    if m >= 10 {
+        word |= (PAIRS[m as usize] as u128) << (8 * (at - 2));
+    } else {
+        word |= ((b'0' + m as u8) as u128) << (8 * (at - 1));
+    }
+    Some((word, len))
 }
 
 /// Whether the string of these bytes is written as `"…"` around them (no byte is escaped).

@@ -92,14 +92,11 @@ pub(crate) fn constant_argument_hashes(ast: &Ast<'_>) -> Vec<Option<ArgumentHash
 /// [`constant_argument_hashes`]); `buf` is scratch space.
 fn constant_argument_hash(ast: &Ast<'_>, c: &Call<'_>, buf: &mut Vec<u8>) -> Option<ArgumentHash> {
     let args = ast.call_args(c);
-    match inline_constant_form(args) {
-        Form::Inline(hash) => Some(hash),
-        Form::NotConstant => None,
-        Form::Long => written_constant_form(args, buf),
-    }
+    inline_constant_form(args).or_else(|| written_constant_form(args, buf))
 }
 
-/// The argument form of a list of constants, its text written into `buf` and read from there.
+/// The argument form of a list of constants, its text written into `buf` and read from there
+/// (`None`: an argument is no constant).
 fn written_constant_form(args: &[Value<'_>], buf: &mut Vec<u8>) -> Option<ArgumentHash> {
     buf.clear();
     buf.push(b'[');
@@ -113,22 +110,12 @@ fn written_constant_form(args: &[Value<'_>], buf: &mut Vec<u8>) -> Option<Argume
     Some(ArgumentHash::of(buf))
 }
 
-/// What [`inline_constant_form`] made of an argument list.
-enum Form {
-    /// The inline form.
-    Inline(ArgumentHash),
-    /// An argument is no constant (or one whose text the run computes).
-    NotConstant,
-    /// Constants whose text [`inline_constant_form`] does not build (longer than the inline
-    /// form, a string with escapes, an integer of more than 16 characters): written and read
-    /// back ([`written_constant_form`]).
-    Long,
-}
-
 /// The inline argument form of a list of constants, its text built in registers
-/// ([`InlineText`]), not written to memory and read back (what [`written_constant_form`] does).
+/// ([`InlineText`]) instead of written to memory and read back. `None` for what it does not
+/// build: a non-constant, a text longer than the inline form, a string with escapes, an
+/// integer of more than 16 characters ([`written_constant_form`] then decides).
 #[inline]
-fn inline_constant_form(args: &[Value<'_>]) -> Form {
+fn inline_constant_form(args: &[Value<'_>]) -> Option<ArgumentHash> {
     let mut t = InlineText::default();
     t.push_byte(b'[');
     for (i, a) in args.iter().enumerate() {
@@ -139,7 +126,7 @@ fn inline_constant_form(args: &[Value<'_>]) -> Form {
             Value::Literal(s) => {
                 let s = s.as_bytes();
                 if s.len() + 2 > room || !crate::json::is_plain_str(s) {
-                    return long_or_not_constant(&args[i..]);
+                    return None;
                 }
                 if sep == 1 {
                     t.push_byte(b',');
@@ -149,17 +136,14 @@ fn inline_constant_form(args: &[Value<'_>]) -> Form {
                 t.push_byte(b'"');
                 continue;
             }
-            Value::Number(crate::parser::Number::Int(v)) => match int_word(*v) {
-                Some((word, n)) if n <= room => (word, n),
-                _ => return long_or_not_constant(&args[i..]),
-            },
+            Value::Number(crate::parser::Number::Int(v)) => crate::json::int_word(*v)?,
             Value::Bool(true) => (u32::from_le_bytes(*b"true") as u128, 4),
             Value::Bool(false) => (load_le(b"false"), 5),
             Value::EmptyArray => (u16::from_le_bytes(*b"[]") as u128, 2),
-            _ => return Form::NotConstant,
+            _ => return None,
         };
         if n > room {
-            return long_or_not_constant(&args[i..]);
+            return None;
         }
         if sep == 1 {
             t.push_byte(b',');
@@ -167,53 +151,7 @@ fn inline_constant_form(args: &[Value<'_>]) -> Form {
         t.push_word(word, n);
     }
     t.push_byte(b']');
-    Form::Inline(ArgumentHash::of_inline(&t))
-}
-
-/// The text of an integer as serde_json writes it, as a little-endian number, and its length;
-/// `None` for more than 16 characters.
-#[inline(always)]
-fn int_word(v: i64) -> Option<(u128, usize)> {
-    /// Two ASCII digits, the first in the low byte.
-    static PAIRS: [u16; 100] = {
-        let mut t = [0u16; 100];
-        let mut i = 0;
-        while i < 100 {
-            t[i] = (b'0' + (i / 10) as u8) as u16 | ((b'0' + (i % 10) as u8) as u16) << 8;
-            i += 1;
-        }
-        t
-    };
-    let mut m = v.unsigned_abs();
-    let len = m.checked_ilog10().unwrap_or(0) as usize + 1 + (v < 0) as usize;
-    if len > 16 {
-        return None;
-    }
-    let mut word = if v < 0 { b'-' as u128 } else { 0 };
-    let mut at = len;
-    while m >= 100 {
-        at -= 2;
-        word |= (PAIRS[(m % 100) as usize] as u128) << (8 * at);
-        m /= 100;
-    }
-    if m >= 10 {
-        word |= (PAIRS[m as usize] as u128) << (8 * (at - 2));
-    } else {
-        word |= ((b'0' + m as u8) as u128) << (8 * (at - 1));
-    }
-    Some((word, len))
-}
-
-/// The form of a list whose argument `rest[0]` was not built inline: long if it and the
-/// rest are constants.
-#[cold]
-fn long_or_not_constant(rest: &[Value<'_>]) -> Form {
-    if rest.iter().all(is_constant_text) { Form::Long } else { Form::NotConstant }
-}
-
-/// Whether [`constant_text`] writes a text for `v`.
-fn is_constant_text(v: &Value<'_>) -> bool {
-    matches!(v, Value::Literal(_) | Value::Number(crate::parser::Number::Int(_)) | Value::Bool(_) | Value::EmptyArray)
+    Some(ArgumentHash::of_inline(&t))
 }
 
 /// A resolved peer, service or function name.
@@ -1063,7 +1001,7 @@ pub(crate) mod tests {
 
     #[test]
     fn inline_argument_forms_are_the_written_ones() {
-        use super::{Form, inline_constant_form, written_constant_form};
+        use super::{inline_constant_form, written_constant_form};
         use crate::parser::{Name, Number, Value};
         let strings: Vec<String> = ["", "a", "svc", "é€", "a\\b", "q\"", "tab\t", "\u{1}", "\u{7f}"]
             .iter()
@@ -1088,20 +1026,20 @@ pub(crate) mod tests {
         let mut check = |args: &[Value<'_>]| {
             let written = written_constant_form(args, &mut buf);
             match inline_constant_form(args) {
-                Form::Inline(h) => {
+                Some(h) => {
                     assert_eq!(Some(h), written, "{args:?}");
                     inline += 1;
                 }
-                Form::NotConstant => assert_eq!(written, None, "{args:?}"),
-                Form::Long => {
-                    // left to the written form: constants whose text is long or has escapes
-                    assert!(written.is_some(), "{args:?}");
+                // left to the written form: non-constants, and constants whose text is long or
+                // has escapes or a long integer
+                None if written.is_some() => {
                     let escapes =
                         args.iter().any(|a| matches!(a, Value::Literal(s) if !crate::json::is_plain_str(s.as_bytes())));
                     let long_int =
                         args.iter().any(|a| matches!(a, Value::Number(Number::Int(n)) if n.to_string().len() > 16));
                     assert!(buf.len() > ArgumentHash::INLINE || escapes || long_int, "{args:?}");
                 }
+                None => {}
             }
         };
         check(&[]);
