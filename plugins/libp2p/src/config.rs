@@ -31,9 +31,13 @@ pub struct Config {
     pub queue_len: usize,
     /// Bytes of the messages waiting for one peer (default 64 MiB): a message that would take a
     /// queue past it makes `send` fail with `LIMIT` (an empty queue takes any message up to
-    /// `max_message_size`). What the queues can hold in all is at most this times the peers
-    /// with waiting messages.
+    /// `max_message_size`).
     pub queue_bytes: usize,
+    /// Bytes of the messages waiting for all peers together (default 1 GiB): a message that
+    /// would take them past it makes `send` fail with `LIMIT` (when nothing waits, any message
+    /// up to `max_message_size` is taken). Without it the queues could hold `queue_bytes` times
+    /// the peers with waiting messages.
+    pub queue_bytes_total: usize,
     /// How long opening the particle stream on a connection may take, in ms (default 10000):
     /// protocol negotiation and the receiver's size limit. An open that fails or times out costs
     /// the first waiting message; the next one opens again.
@@ -67,6 +71,7 @@ impl Default for Config {
             max_message_size: 16 << 20,
             queue_len: 256,
             queue_bytes: 64 << 20,
+            queue_bytes_total: 1 << 30,
             open_timeout_ms: 10_000,
             idle_connection_timeout_ms: 600_000,
             ping_interval_ms: 15_000,
@@ -122,6 +127,7 @@ impl Config {
         for (key, value) in [
             ("queue_len", self.queue_len),
             ("queue_bytes", self.queue_bytes),
+            ("queue_bytes_total", self.queue_bytes_total),
             ("max_streams_per_connection", self.max_streams_per_connection),
             ("max_particle_streams", self.max_particle_streams),
         ] {
@@ -188,6 +194,8 @@ mod tests {
         assert_eq!((c.queue_len, c.ping_interval_ms), (3, 50));
         let c = Config::parse("queue_bytes = 4096").unwrap();
         assert_eq!((c.queue_bytes, Config::default().queue_bytes), (4096, 64 << 20));
+        let c = Config::parse("queue_bytes_total = 8192").unwrap();
+        assert_eq!((c.queue_bytes_total, Config::default().queue_bytes_total), (8192, 1 << 30));
     }
 
     #[test]
@@ -198,6 +206,7 @@ mod tests {
             ("mode = \"relay\"", "relay"),
             ("queue_len = 0", "queue_len"),
             ("queue_bytes = 0", "queue_bytes"),
+            ("queue_bytes_total = 0", "queue_bytes_total"),
             ("max_message_size = 0", "max_message_size"),
             ("worker_threads = 99", "worker_threads"),
             ("open_timeout_ms = -1", "open_timeout_ms"),

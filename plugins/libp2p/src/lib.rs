@@ -24,6 +24,7 @@
 //! max_message_size = 16777216     # bytes, sent or accepted
 //! queue_len = 256                 # messages waiting per peer
 //! queue_bytes = 67108864          # bytes waiting per peer (an empty queue takes any message)
+//! queue_bytes_total = 1073741824  # bytes waiting for all peers together
 //! open_timeout_ms = 10000         # opening the particle stream on a connection
 //! idle_connection_timeout_ms = 600000
 //! ping_interval_ms = 15000

@@ -17,8 +17,9 @@
 //! connection cannot retry forever.
 //!
 //! # Limits
-//! `queue_len` messages and `queue_bytes` bytes per peer (an empty queue takes any message) plus
-//! the one batch being written (at most 64 KiB, or one larger
+//! `queue_len` messages and `queue_bytes` bytes per peer (an empty queue takes any message), and
+//! `queue_bytes_total` bytes in all queues together (when none waits, any message is taken), plus
+//! per connection the one batch being written (at most 64 KiB, or one larger
 //! message); `max_particle_streams` inbound streams per connection (more are reset); frames of at
 //! most `max_message_size`; reads stop while the node is stalled (frames wait in yamux's window).
 
@@ -41,7 +42,7 @@ use libp2p::swarm::{
 use libp2p::{PeerId, StreamProtocol};
 
 pub use handler::{Command, Handler, HandlerEvent};
-pub use outbox::{Outboxes, Refused};
+pub use outbox::{Outboxes, QueueLimits, Refused};
 
 /// The protocol name particles travel on.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/particle/1.0.0");

@@ -1,4 +1,4 @@
-//! Limits set in the config: message size at both ends, the per-peer queue.
+//! Limits set in the config: message size at both ends, the per-peer queue, all queues together.
 
 use std::net::TcpListener;
 
@@ -68,4 +68,28 @@ fn a_full_queue_is_a_limit_error() {
     assert_eq!(e.code(), ErrorCode::LIMIT, "{e}");
     assert!(e.message().contains("queue") && e.message().contains("queue_len"), "{e}");
     drop(hole);
+}
+
+#[test]
+fn queue_bytes_total_bounds_the_queues_of_all_peers_together() {
+    // Two peers whose addresses accept TCP connections and never answer: messages stay queued,
+    // each peer's queue is far from its own bounds, the node's total is not.
+    let holes = [TcpListener::bind("127.0.0.1:0").unwrap(), TcpListener::bind("127.0.0.1:0").unwrap()];
+    let a = Peer::new("queue_bytes_total = 1000", TCP);
+    let silent: Vec<String> = holes
+        .iter()
+        .map(|hole| {
+            let id = weft_abi::peer_id::peer_id_from_secret(&super::seed());
+            a.dht.add_address(&id, &format!("/ip4/127.0.0.1/tcp/{}", hole.local_addr().unwrap().port())).unwrap();
+            id
+        })
+        .collect();
+    a.t.send(&silent[0], vec![0; 600]).unwrap();
+    a.t.send(&silent[1], vec![1; 400]).unwrap();
+    for (peer, size) in [(&silent[1], 1), (&silent[0], 1)] {
+        let e = a.t.send(peer, vec![2; size]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::LIMIT, "{e}");
+        assert!(e.message().contains("queue_bytes_total") && e.message().contains("1000 bytes"), "{e}");
+    }
+    drop(holes);
 }
