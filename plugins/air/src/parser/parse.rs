@@ -131,10 +131,12 @@ fn parse_impl<'a>(
         args: sized(b.args, calls),
         v: Validator::new(script),
         names: Interner::with_buffers(b.slots, b.names, parens / 2, parens + 1),
+        pending: None,
         fast,
         heap_free: true,
     };
     let root = p.parse_root(limits.max_depth);
+    p.take_pending();
     let names = p.names.len();
     (buffers.slots, buffers.names) = std::mem::take(&mut p.names).into_buffers();
     let root = match root {
@@ -194,9 +196,28 @@ struct Parser<'a> {
     v: Validator<'a>,
     /// Name numbers.
     names: Interner<'a>,
+    /// The destination of the last fast-path `call` or `ap`, numbered when the next name is
+    /// read or the parse ends (see [`Parser::defer`]).
+    pending: Option<Pending<'a>>,
     /// Whether only the byte-level fast paths read instructions so far: they make no boxed
     /// instruction or lambda, so the tree owns no heap memory (the token path may).
     heap_free: bool,
+}
+
+/// A destination name read by a fast path whose number is taken later ([`Parser::defer`]).
+struct Pending<'a> {
+    text: &'a str,
+    hash: u32,
+    /// Where its id goes.
+    target: Target,
+}
+
+/// The instruction whose destination a [`Pending`] name is.
+enum Target {
+    /// The output of `calls[i]`.
+    CallOutput(u32),
+    /// The destination of `aps[i]`.
+    ApDest(u32),
 }
 
 /// Errors are boxed on the hot path: results stay small.
@@ -226,7 +247,39 @@ impl<'a> Parser<'a> {
 
     #[inline(always)]
     fn intern(&mut self, name: &mut Name<'a>) {
+        self.take_pending();
         name.id = self.names.id(name.text);
+    }
+
+    /// Numbers the destination name of the fast-path `call` or `ap` just pushed when the next
+    /// name is read (or the parse ends) rather than now: a new name's slot in the interner's
+    /// table is a cache miss, which the parse of the next instruction hides once its address is
+    /// prefetched (`hash` comes from [`Interner::hash_and_prefetch`]). Ids stay in order of
+    /// first appearance (the pending name is numbered before any later one), and the validator
+    /// defines the name when it is numbered: before any later check, each of which reads its
+    /// names first.
+    #[inline(always)]
+    fn defer(&mut self, text: &'a str, hash: u32, target: Target) {
+        self.take_pending();
+        self.pending = Some(Pending { text, hash, target });
+    }
+
+    /// Numbers the pending destination name, if any (see [`Parser::defer`]).
+    #[inline(always)]
+    fn take_pending(&mut self) {
+        let Some(Pending { text, hash, target }) = self.pending.take() else { return };
+        let id = self.names.id_hashed(text, hash);
+        let name = match target {
+            Target::CallOutput(i) => match &mut self.calls[i as usize].output {
+                CallOutput::Scalar(n) | CallOutput::Stream(n) => n,
+                CallOutput::None => unreachable!("a pending call output is set"),
+            },
+            Target::ApDest(i) => match &mut self.aps[i as usize].dest {
+                ApDest::Scalar(n) | ApDest::Stream(n) => n,
+            },
+        };
+        name.id = id;
+        self.v.define(*name);
     }
 
     /// Classifies a word as a value and numbers its names.
@@ -553,21 +606,33 @@ impl<'a> Parser<'a> {
 
     /// `(call PEER (SERVICE FUNCTION) [ARGS…] OUTPUT?)` whose parts are string literals, plain
     /// names, `%init_peer_id%`, integers and `[]` (see [`Parser::open_fast`]).
+    ///
+    /// The call is written part by part into the arena's next slot. (Built whole and pushed, the
+    /// 160-byte call went through a `memcpy` whose wide loads read fields just stored in
+    /// narrower parts: a store-forwarding stall on every call, 8% of a 10,000-call parse.)
     #[inline(always)]
     fn call_fast(&mut self, start: usize, kw_end: usize) -> Option<NodeId> {
         let b = self.script.as_bytes();
-        let (peer, p) = self.value_fast(skip(b, kw_end))?;
-        if !matches!(peer, Value::Literal(_) | Value::Scalar { .. } | Value::InitPeerId) {
+        self.calls.reserve(1);
+        // SAFETY (here and at every use of `slot` below): `slot` is the first spare slot of
+        // `calls` (reserved above). Nothing pushes to `calls` or moves it before `set_len`, so
+        // the pointer stays valid, and until then the slot is not part of the vector: a return
+        // before it leaves a partly written slot that nothing reads, holding only fast-path
+        // values, which own no heap memory (nothing leaks). Each field is written before it is
+        // read.
+        let slot: *mut Call<'a> = unsafe { self.calls.as_mut_ptr().add(self.calls.len()) };
+        let p = self.value_fast_into(skip(b, kw_end), unsafe { &raw mut (*slot).peer })?;
+        if !matches!(unsafe { &(*slot).peer }, Value::Literal(_) | Value::Scalar { .. } | Value::InitPeerId) {
             return None;
         }
         let p = skip(b, p);
         if b.get(p) != Some(&b'(') {
             return None;
         }
-        let (service, p) = self.value_fast(skip(b, p + 1))?;
-        let (function, p) = self.value_fast(skip(b, p))?;
+        let p = self.value_fast_into(skip(b, p + 1), unsafe { &raw mut (*slot).service })?;
+        let p = self.value_fast_into(skip(b, p), unsafe { &raw mut (*slot).function })?;
         if !matches!(
-            (&service, &function),
+            unsafe { (&(*slot).service, &(*slot).function) },
             (Value::Literal(_) | Value::Scalar { .. }, Value::Literal(_) | Value::Scalar { .. })
         ) {
             return None;
@@ -596,12 +661,14 @@ impl<'a> Parser<'a> {
         }
         p = skip(b, p + 1);
         let mut output = CallOutput::None;
+        let mut hash = 0;
         if !matches!(b.get(p), Some(b')') | None) {
-            let Some((name, stream, end)) = self.name_fast(p) else {
+            let Some((name, stream, end, h)) = self.dest_fast(p) else {
                 self.args.truncate(first);
                 return None;
             };
             output = if stream { CallOutput::Stream(name) } else { CallOutput::Scalar(name) };
+            hash = h;
             p = skip(b, end);
         }
         if b.get(p) != Some(&b')') {
@@ -609,11 +676,19 @@ impl<'a> Parser<'a> {
             return None;
         }
         let args = ArgRange { start: first as u32, len: (self.args.len() - first) as u32 };
-        // built where it goes (see `ap_fast`)
-        push(&mut self.calls, Call { peer, service, function, args, output });
+        unsafe {
+            (&raw mut (*slot).args).write(args);
+            (&raw mut (*slot).output).write(output);
+            self.calls.set_len(self.calls.len() + 1);
+        }
+        let i = (self.calls.len() - 1) as u32;
         let call = self.calls.last().expect("just pushed");
-        self.v.call(call, &self.args[first..], Span::new(start, p + 1));
-        Some(self.end_fast(Instr::Call((self.calls.len() - 1) as u32), p))
+        // the uses are checked now, the output is defined when it is numbered
+        self.v.call_uses(call, &self.args[first..], Span::new(start, p + 1));
+        if let CallOutput::Scalar(n) | CallOutput::Stream(n) = call.output {
+            self.defer(n.text, hash, Target::CallOutput(i));
+        }
+        Some(self.end_fast(Instr::Call(i), p))
     }
 
     /// `(ap ARG DEST)` whose argument is a literal, a plain name or `[]` and whose destination is
@@ -625,18 +700,21 @@ impl<'a> Parser<'a> {
         if matches!(arg, Value::Stream(_) | Value::StreamMap(_)) {
             return None;
         }
-        let (name, stream, end) = self.name_fast(skip(b, p))?;
+        let (name, stream, end, hash) = self.dest_fast(skip(b, p))?;
         let dest = if stream { ApDest::Stream(name) } else { ApDest::Scalar(name) };
         let p = skip(b, end);
         if b.get(p) != Some(&b')') {
             return None;
         }
         // built where it goes and checked there (built first, it went through the stack and was
-        // copied with wider loads than it was written with: a store-forwarding stall)
+        // copied with wider loads than it was written with: a store-forwarding stall); the
+        // destination is defined when it is numbered
         push(&mut self.aps, Ap { arg, dest });
+        let i = (self.aps.len() - 1) as u32;
         let ap = self.aps.last().expect("just pushed");
-        self.v.ap(ap, Span::new(start, p + 1));
-        Some(self.end_fast(Instr::Ap((self.aps.len() - 1) as u32), p))
+        self.v.ap_uses(ap, Span::new(start, p + 1));
+        self.defer(name.text, hash, Target::ApDest(i));
+        Some(self.end_fast(Instr::Ap(i), p))
     }
 
     /// A value at `p` read as bytes: a string literal, `[]`, an integer of at most 18 digits,
@@ -675,6 +753,18 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// [`Parser::value_fast`], the value written to `out` (valid for writes) instead of
+    /// returned: it is stored once, where it stays. Returns the position after it.
+    #[inline(always)]
+    fn value_fast_into(&mut self, p: usize, out: *mut Value<'a>) -> Option<usize> {
+        let (v, e) = self.value_fast(p)?;
+        // SAFETY: the caller passes a pointer valid for writes; a value there before (none in
+        // `call_fast`, whose slot is spare capacity) is overwritten without being dropped, and
+        // fast-path values own no heap memory.
+        unsafe { out.write(v) };
+        Some(e)
+    }
+
     /// A plain scalar or `$stream` name at `p` (numbered), whether it is a stream, and the
     /// position after it; `None` for anything else (also for what [`Parser::value_fast`] reads
     /// as another kind of value).
@@ -683,10 +773,7 @@ impl<'a> Parser<'a> {
         let script = self.script;
         let b = script.as_bytes();
         let body = p + (*b.get(p)? == b'$') as usize;
-        let mut e = body;
-        while b.get(e).is_some_and(|c| BYTE[*c as usize] & NOT_NAME == 0) {
-            e += 1;
-        }
+        let e = name_end(b, body);
         if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
             return None;
         }
@@ -697,6 +784,26 @@ impl<'a> Parser<'a> {
         let mut name = Name::new(w);
         self.intern(&mut name);
         Some((name, body > p, e))
+    }
+
+    /// [`Parser::name_fast`] for a destination (a call's output, an `ap`'s destination): the name
+    /// is not numbered yet (id `u32::MAX` until [`Parser::defer`]'s numbering) and the hash of
+    /// its text is returned, its table slot prefetched.
+    #[inline(always)]
+    fn dest_fast(&mut self, p: usize) -> Option<(Name<'a>, bool, usize, u32)> {
+        let script = self.script;
+        let b = script.as_bytes();
+        let body = p + (*b.get(p)? == b'$') as usize;
+        let e = name_end(b, body);
+        if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
+            return None;
+        }
+        let w = ascii_bounded(script, p, e);
+        if is_bool(w.as_bytes()) {
+            return None;
+        }
+        let hash = self.names.hash_and_prefetch(w);
+        Some((Name { text: w, id: u32::MAX }, body > p, e, hash))
     }
 
     /// The `)` of a leaf that started at `start`: its span.
@@ -1044,6 +1151,42 @@ fn word_ends(b: &[u8], e: usize) -> bool {
     }
 }
 
+/// The end of the run of plain-name bytes (ASCII letters, digits, `_`, `-`: the bytes without
+/// [`NOT_NAME`]) that starts at `p`. On x86-64, 16 bytes at a time (SSE2 is part of the
+/// architecture): the reference's own benchmark script has names of up to 100 letters, whose
+/// byte-by-byte scan was a quarter of its parse.
+#[inline(always)]
+fn name_end(b: &[u8], mut p: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    while p + 16 <= b.len() {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is enabled on every x86-64 target; the 16 bytes at `p` are inside `b`
+        // (checked above) and the load has no alignment requirement.
+        let not_name = unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().add(p).cast());
+            // a letter: (byte | 0x20) - 'a' < 26, as a signed compare after moving 'a' to -128;
+            // a digit: byte - '0' < 10, the same way
+            let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let letter = _mm_cmplt_epi8(_mm_add_epi8(lower, _mm_set1_epi8(31)), _mm_set1_epi8(-128 + 26));
+            let digit = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8(80)), _mm_set1_epi8(-128 + 10));
+            let other = _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8)),
+            );
+            let name = _mm_or_si128(_mm_or_si128(letter, digit), other);
+            !(_mm_movemask_epi8(name) as u32) & 0xffff
+        };
+        if not_name != 0 {
+            return p + not_name.trailing_zeros() as usize;
+        }
+        p += 16;
+    }
+    while b.get(p).is_some_and(|c| BYTE[*c as usize] & NOT_NAME == 0) {
+        p += 1;
+    }
+    p
+}
+
 /// The position of the next token at or after `p`, as the lexer skips whitespace and comments.
 #[inline(always)]
 fn skip(b: &[u8], mut p: usize) -> usize {
@@ -1249,6 +1392,31 @@ mod tests {
     }
 
     #[test]
+    fn name_end_stops_at_the_first_byte_that_is_no_name_byte() {
+        // every byte value at every position of a 40-byte run of name bytes, at every start:
+        // the 16-byte scan, its tail and the byte loop must agree with the table
+        let scalar = |b: &[u8], mut p: usize| {
+            while b.get(p).is_some_and(|c| BYTE[*c as usize] & NOT_NAME == 0) {
+                p += 1;
+            }
+            p
+        };
+        let names = b"aZ09_-mQx7";
+        let base: Vec<u8> = (0..40).map(|i| names[i % names.len()]).collect();
+        for byte in 0..=255u8 {
+            for at in 0..base.len() {
+                let mut b = base.clone();
+                b[at] = byte;
+                for start in [0, 1, 7, 15, 16, 17, 24, 39] {
+                    assert_eq!(name_end(&b, start), scalar(&b, start), "byte {byte:#04x} at {at}, start {start}");
+                }
+            }
+        }
+        assert_eq!(name_end(&base, 0), 40);
+        assert_eq!(name_end(b"", 0), 0);
+    }
+
+    #[test]
     fn counts() {
         let opens = |s: &str| {
             let o = count_opens(s.as_bytes());
@@ -1315,7 +1483,9 @@ mod tests {
                 stack.push((*c, depth + 1));
             }
         }
-        out + &format!("names {}", ast.names)
+        // and the calls, aps and arguments as they are, with the names' ids (the fast paths
+        // number destinations later than the token path: the ids must come out the same)
+        out + &format!("names {}\n{:?}\n{:?}\n{:?}", ast.names, ast.calls, ast.aps, ast.args)
     }
 
     /// The fast paths and the token path agree: same tree, or the same error.

@@ -97,8 +97,9 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Marks `name` defined (its id is numbered).
     #[inline(always)]
-    fn define(&mut self, name: Name<'a>) {
+    pub fn define(&mut self, name: Name<'a>) {
         let i = name.id as usize;
         if self.defined.len() <= i {
             self.defined.resize((i + 1).next_power_of_two(), false);
@@ -112,6 +113,18 @@ impl<'a> Validator<'a> {
         if self.failed() {
             return;
         }
+        self.call_uses(c, args, span);
+        if let CallOutput::Scalar(n) | CallOutput::Stream(n) = c.output {
+            self.define(n);
+        }
+    }
+
+    /// The variables a call reads (its output is defined apart, see [`Validator::define`]).
+    #[inline(always)]
+    pub fn call_uses(&mut self, c: &Call<'a>, args: &[Value<'a>], span: Span) {
+        if self.failed() {
+            return;
+        }
         let mut undefined = undefined(&[&c.peer, &c.service, &c.function], &self.defined);
         for a in args {
             if undefined.is_some() {
@@ -122,9 +135,6 @@ impl<'a> Validator<'a> {
         if let Some(name) = undefined {
             self.record(ParseErrorKind::UndefinedVariable(name.to_string()), span, None);
         }
-        if let CallOutput::Scalar(n) | CallOutput::Stream(n) = c.output {
-            self.define(n);
-        }
     }
 
     /// An ap to a scalar or stream was parsed.
@@ -133,9 +143,17 @@ impl<'a> Validator<'a> {
         if self.failed() {
             return;
         }
-        self.check(&[&a.arg], span, None);
+        self.ap_uses(a, span);
         match a.dest {
             ApDest::Scalar(n) | ApDest::Stream(n) => self.define(n),
+        }
+    }
+
+    /// The variable an ap reads (its destination is defined apart, see [`Validator::define`]).
+    #[inline(always)]
+    pub fn ap_uses(&mut self, a: &Ap<'a>, span: Span) {
+        if !self.failed() {
+            self.check(&[&a.arg], span, None);
         }
     }
 
