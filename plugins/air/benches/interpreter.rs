@@ -92,6 +92,31 @@ fn balanced_seq(mut items: Vec<String>) -> String {
 mod scripts {
     use super::balanced_seq;
 
+    /// The shape of the reference's `parser-10000-100` ("long air script with lot of variable
+    /// assignments"): a call on another peer, then a fold whose body holds 10,000 `ap`s of the
+    /// iterator to scalars named by 1-100 random letters (a fixed xorshift sequence, so every run
+    /// and `native-oracle` get the same ~600 KB text). Its first run stops at the call (the
+    /// particle goes to `peer`): it measures parsing and validating the script, as the
+    /// reference's does (its report: parse 23.1 ms, execution 45 µs of 24.9 ms).
+    pub fn parser_10000_100() -> String {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let leaves = (0..10_000)
+            .map(|_| {
+                let len = 1 + (next() % 100) as usize;
+                let name: String = (0..len).map(|_| letters[(next() % 52) as usize] as char).collect();
+                format!("(ap i {name})")
+            })
+            .collect();
+        format!(r#"(seq (call "peer" ("serv" "func") [] stream) (fold stream i {}))"#, balanced_seq(leaves))
+    }
+
     /// 10,000 scalar `ap`s, each reading the scalar the previous one wrote.
     pub fn chained_ap(n: usize) -> String {
         let mut leaves = vec![r#"(ap "value" x0)"#.to_string()];
@@ -328,6 +353,7 @@ fn benches(c: &mut Criterion<Clock>) {
         for (name, air) in [
             ("chained_ap_10k", scripts::chained_ap(10_000)),
             ("seq_tree_10k_calls", scripts::seq_tree(10_000)),
+            ("parser_10000_100", scripts::parser_10000_100()),
             ("fold_500", scripts::FOLD_CALLS.to_string()),
             ("stream_merge_1000", scripts::STREAM.to_string()),
         ] {
@@ -354,6 +380,15 @@ fn benches(c: &mut Criterion<Clock>) {
     bench_case(&mut g, "chained_ap_10k", || {
         let air = scripts::chained_ap(10_000);
         ok_run(&air, &[], &[], &pa, &none());
+        case(air, vec![], vec![], none())
+    });
+
+    //    The reference's own shape of this row (`parser-10000-100`, see `scripts`): parsing a
+    //    ~600 KB script of 10,000 `ap`s, whose first run stops at its first call.
+    bench_case(&mut g, "parser_10000_100", || {
+        let air = scripts::parser_10000_100();
+        let out = ok_run(&air, &[], &[], &pa, &none());
+        assert_eq!(out.next_peers, vec!["peer".to_string()]);
         case(air, vec![], vec![], none())
     });
 
@@ -387,6 +422,16 @@ fn benches(c: &mut Criterion<Clock>) {
     //    data, current = B's data): as above plus checking B's signatures: 10,000 result digests
     //    (blake3) looked up in B's attestation, whose Ed25519 signature is verified once (like
     //    the reference, which verifies one signature per peer). Not a reference shape.
+    //    Same script, A's first run (empty data): parse and validate it, bind `b`, send the
+    //    particle to B for the first call. This is the reference's own shape of this row
+    //    (`parser-calls-10000-100`, "multiple calls parser benchmark": parse 21.5 ms, execution
+    //    50 µs of 23.5 ms in its report).
+    bench_case(&mut g, "seq_tree_10k_calls/first_run", || {
+        let air = substitute(&scripts::seq_tree(10_000), &a, &b);
+        let out = ok_run(&air, &[], &[], &pa, &none());
+        assert_eq!(out.next_peers, vec![b.id.clone()]);
+        case(air, vec![], vec![], none())
+    });
     g.sample_size(10);
     bench_case(&mut g, "seq_tree_10k_calls/first_arrival", || {
         let (air, a_first, b_data) = seq_tree_inputs().clone();

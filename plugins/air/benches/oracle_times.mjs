@@ -10,7 +10,8 @@
 // Peers are the oracle's (seed = sha256("air-oracle:" + name)), the particle id, timestamp and
 // ttl are the bench's, so the scripts are byte for byte the ones weft runs. Each case is prepared
 // by real runs of the AVM (the 10,000-call seq tree takes 10,000 runs of B over a growing trace:
-// a few minutes; --cache DIR keeps B's data between invocations). Then the one timed run is
+// about 5 hours on the 2-core machine; --cache DIR keeps B's data between invocations, and the
+// state after every 100th run, so that an interrupted preparation resumes). Then the one timed run is
 // repeated for --time seconds (default 3) after a 1 s warm-up. Reported per run: the median of
 // the wall time of `invoke` (marine-js argument passing + the Wasm interpreter + result
 // deserialization), and the process CPU time per run (node's own threads included).
@@ -66,6 +67,23 @@ const sub = (air) => air.replaceAll('@A', JSON.stringify(A.peerId)).replaceAll('
 const chainedAp = (n) => balancedSeq(['(ap "value" x0)', ...Array.from({ length: n - 1 }, (_, k) => `(ap x${k} x${k + 1})`)]);
 const seqTree = (n) => `(seq (ap @B b) ${balancedSeq([
   ...Array.from({ length: n }, (_, i) => `(call b ("svc" "get") [${i}] r${i})`), '(call @A ("op" "done") [])'])})`;
+// the reference's parser-10000-100 shape, exactly as benches/interpreter.rs makes it (xorshift64)
+function parser10000100() {
+  const M = (1n << 64n) - 1n;
+  let state = 0x9e3779b97f4a7c15n;
+  const next = () => {
+    state ^= (state << 13n) & M; state ^= state >> 7n; state ^= (state << 17n) & M;
+    return state;
+  };
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  const leaves = Array.from({ length: 10000 }, () => {
+    const len = 1 + Number(next() % 100n);
+    let name = '';
+    for (let k = 0; k < len; k++) name += letters[Number(next() % 52n)];
+    return `(ap i ${name})`;
+  });
+  return `(seq (call "peer" ("serv" "func") [] stream) (fold stream i ${balancedSeq(leaves)}))`;
+}
 const FOLD_CALLS = `
 (seq
    (call %init_peer_id% ("init" "init") [] data)
@@ -94,8 +112,14 @@ const cases = {
     okRun(PA, air, EMPTY, EMPTY);
     return { p: PA, air, prev: EMPTY, cur: EMPTY, results: {} };
   },
+  parser_10000_100: () => {
+    const air = parser10000100();
+    const out = okRun(PA, air, EMPTY, EMPTY);
+    if (out.next_peer_pks.length !== 1 || out.next_peer_pks[0] !== 'peer') throw new Error('expected the call on peer');
+    return { p: PA, air, prev: EMPTY, cur: EMPTY, results: {} };
+  },
   seq_tree_10k_calls: () => {
-    const n = 10000;
+    const n = Number(process.env.ORACLE_SEQ_TREE_N || 10000); // smaller only to try the preparation out
     const air = sub(seqTree(n));
     const aFirst = okRun(PA, air, EMPTY, EMPTY);
     const cached = CACHE && path.join(CACHE, `seq_tree_${n}_b.bin`);
@@ -103,14 +127,36 @@ const cases = {
     if (cached && fs.existsSync(cached)) {
       bData = new Uint8Array(fs.readFileSync(cached));
     } else {
+      // B's runs are O(n²) in the AVM (each one replays the whole trace: ~0.34 ms per state on
+      // the 2-core machine, ~5 h for n = 10,000), so with --cache the state after every 100th run
+      // is saved and a later invocation resumes from it
+      const partial = cached && `${cached}.partial.json`;
       const t0 = Date.now();
-      let out = okRun(PB, air, EMPTY, aFirst.data);
+      let out;
+      let done = 0;
+      if (partial && fs.existsSync(partial)) {
+        const saved = JSON.parse(fs.readFileSync(partial, 'utf8'));
+        out = { data: new Uint8Array(Buffer.from(saved.data, 'base64')), call_requests: saved.call_requests };
+        done = saved.runs;
+        process.stderr.write(`seq tree: resuming B after ${done} runs\n`);
+      } else {
+        out = okRun(PB, air, EMPTY, aFirst.data);
+        done = 1;
+      }
+      if (CACHE) fs.mkdirSync(CACHE, { recursive: true });
       while (out.call_requests.length) {
         out = okRun(PB, air, out.data, EMPTY, answerAll(out, (r) => `result ${r.arguments[0]}`));
+        done += 1;
+        if (partial && done % 100 === 0) {
+          const saved = { runs: done, data: Buffer.from(out.data).toString('base64'), call_requests: out.call_requests };
+          fs.writeFileSync(`${partial}.tmp`, JSON.stringify(saved));
+          fs.renameSync(`${partial}.tmp`, partial);
+          process.stderr.write(`seq tree: B ${done} runs, ${((Date.now() - t0) / 1000).toFixed(0)} s in this invocation\n`);
+        }
       }
       bData = out.data;
       process.stderr.write(`seq tree: B's ${n} runs took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-      if (cached) { fs.mkdirSync(CACHE, { recursive: true }); fs.writeFileSync(cached, bData); }
+      if (cached) { fs.writeFileSync(cached, bData); if (fs.existsSync(partial)) fs.unlinkSync(partial); }
     }
     const merged = okRun(PA, air, aFirst.data, bData);
     if (merged.call_requests.length !== 1) throw new Error('expected the call on A');
@@ -119,7 +165,10 @@ const cases = {
     if (last.call_requests.length || last.next_peer_pks.length) throw new Error('seq tree did not finish');
     return {
       p: PA, air, prev: merged.data, cur: EMPTY, results: done,
-      extra: { 'seq_tree_10k_calls/first_arrival': { p: PA, air, prev: aFirst.data, cur: bData, results: {} } },
+      extra: {
+        'seq_tree_10k_calls/first_run': { p: PA, air, prev: EMPTY, cur: EMPTY, results: {} },
+        'seq_tree_10k_calls/first_arrival': { p: PA, air, prev: aFirst.data, cur: bData, results: {} },
+      },
     };
   },
   fold_500_call_requests: () => {
@@ -176,10 +225,10 @@ function time(c) {
   };
 }
 
-const order = ['null', 'chained_ap_10k', 'seq_tree_10k_calls', 'fold_500_call_requests', 'stream_merge_1000'];
+const order = ['null', 'chained_ap_10k', 'parser_10000_100', 'seq_tree_10k_calls', 'fold_500_call_requests', 'stream_merge_1000'];
 const report = {};
 for (const name of order) {
-  const extraNames = { seq_tree_10k_calls: ['seq_tree_10k_calls/first_arrival'], fold_500_call_requests: ['call_results_500'] }[name] ?? [];
+  const extraNames = { seq_tree_10k_calls: ['seq_tree_10k_calls/first_run', 'seq_tree_10k_calls/first_arrival'], fold_500_call_requests: ['call_results_500'] }[name] ?? [];
   if (ONLY && !ONLY.includes(name) && !extraNames.some((e) => ONLY.includes(e))) continue;
   const c = cases[name]();
   for (const [n, cc] of [[name, c], ...Object.entries(c.extra ?? {})]) {
