@@ -770,20 +770,10 @@ impl<'a> Parser<'a> {
     /// as another kind of value).
     #[inline(always)]
     fn name_fast(&mut self, p: usize) -> Option<(Name<'a>, bool, usize)> {
-        let script = self.script;
-        let b = script.as_bytes();
-        let body = p + (*b.get(p)? == b'$') as usize;
-        let e = name_end(b, body);
-        if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
-            return None;
-        }
-        let w = ascii_bounded(script, p, e);
-        if is_bool(w.as_bytes()) {
-            return None;
-        }
+        let (w, stream, e) = plain_name_at(self.script, p)?;
         let mut name = Name::new(w);
         self.intern(&mut name);
-        Some((name, body > p, e))
+        Some((name, stream, e))
     }
 
     /// [`Parser::name_fast`] for a destination (a call's output, an `ap`'s destination): the name
@@ -791,19 +781,9 @@ impl<'a> Parser<'a> {
     /// its text is returned, its table slot prefetched.
     #[inline(always)]
     fn dest_fast(&mut self, p: usize) -> Option<(Name<'a>, bool, usize, u32)> {
-        let script = self.script;
-        let b = script.as_bytes();
-        let body = p + (*b.get(p)? == b'$') as usize;
-        let e = name_end(b, body);
-        if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
-            return None;
-        }
-        let w = ascii_bounded(script, p, e);
-        if is_bool(w.as_bytes()) {
-            return None;
-        }
+        let (w, stream, e) = plain_name_at(self.script, p)?;
         let hash = self.names.hash_and_prefetch(w);
-        Some((Name { text: w, id: u32::MAX }, body > p, e, hash))
+        Some((Name { text: w, id: u32::MAX }, stream, e, hash))
     }
 
     /// The `)` of a leaf that started at `start`: its span.
@@ -1149,6 +1129,21 @@ fn word_ends(b: &[u8], e: usize) -> bool {
         None => true,
         Some(c) => BYTE[*c as usize] & WORD_END != 0 || matches!(c, b')' | b']'),
     }
+}
+
+/// A plain scalar or `$stream` name at `p` (with its `$`), whether it is a stream, and the
+/// position after it; `None` for anything else (a number, `true`/`false`, a name running into a
+/// lambda or another token).
+#[inline(always)]
+fn plain_name_at(script: &str, p: usize) -> Option<(&str, bool, usize)> {
+    let b = script.as_bytes();
+    let body = p + (*b.get(p)? == b'$') as usize;
+    let e = name_end(b, body);
+    if e == body || matches!(b[body], b'0'..=b'9' | b'-') || !word_ends(b, e) {
+        return None;
+    }
+    let w = ascii_bounded(script, p, e);
+    (!is_bool(w.as_bytes())).then_some((w, body > p, e))
 }
 
 /// The end of the run of plain-name bytes (ASCII letters, digits, `_`, `-`: the bytes without

@@ -94,72 +94,8 @@ fn answer_all(out: &Out, f: impl Fn(&[Value]) -> Value) -> Results {
     out.requests.iter().map(|(id, args)| (id.to_string(), CallServiceResult::ok(&f(args)))).collect()
 }
 
-fn balanced_seq(mut items: Vec<String>) -> String {
-    while items.len() > 1 {
-        let mut next = Vec::with_capacity(items.len().div_ceil(2));
-        let mut it = items.into_iter();
-        while let Some(a) = it.next() {
-            match it.next() {
-                Some(b) => next.push(format!("(seq {a} {b})")),
-                None => next.push(a),
-            }
-        }
-        items = next;
-    }
-    items.pop().expect("one item")
-}
-
-fn chained_ap(n: usize) -> String {
-    let mut leaves = vec![r#"(ap "value" x0)"#.to_string()];
-    leaves.extend((1..n).map(|i| format!("(ap x{} x{i})", i - 1)));
-    balanced_seq(leaves)
-}
-
-/// The reference's `parser-10000-100` shape, exactly as `benches/interpreter.rs` makes it.
-fn parser_10000_100() -> String {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let leaves = (0..10_000)
-        .map(|_| {
-            let len = 1 + (next() % 100) as usize;
-            let name: String = (0..len).map(|_| letters[(next() % 52) as usize] as char).collect();
-            format!("(ap i {name})")
-        })
-        .collect();
-    format!(r#"(seq (call "peer" ("serv" "func") [] stream) (fold stream i {}))"#, balanced_seq(leaves))
-}
-
-fn seq_tree(n: usize) -> String {
-    let mut leaves: Vec<String> = (0..n).map(|i| format!(r#"(call b ("svc" "get") [{i}] r{i})"#)).collect();
-    leaves.push(r#"(call @A ("op" "done") [])"#.to_string());
-    format!("(seq (ap @B b) {})", balanced_seq(leaves))
-}
-
-const FOLD_CALLS: &str = r#"
-(seq
-   (call %init_peer_id% ("init" "init") [] data)
-   (fold data i
-       (par
-          (call %init_peer_id% ("handle" "handle") [i i i i i i i i i i i i i i i i i i i i i i i i] $stream)
-          (next i))))
-"#;
-
-const STREAM: &str = r#"
-(seq
-   (seq
-      (call @B ("gen" "list") [] list)
-      (fold list i
-         (par
-            (call @B ("gen" "item") [i] $s)
-            (next i))))
-   (canon @A $s #s))
-"#;
+// `balanced_seq` and `mod scripts`: the bench's own shapes, the same text.
+include!("../../common/shapes.rs");
 
 struct Case {
     name: &'static str,
@@ -225,7 +161,7 @@ fn main() {
         });
     }
     if wanted("chained_ap_10k") {
-        let air = chained_ap(10_000);
+        let air = scripts::chained_ap(10_000);
         ok_run(&pa, &air, &[], &[], &none);
         cases.push(Case {
             name: "chained_ap_10k",
@@ -237,7 +173,7 @@ fn main() {
         });
     }
     if wanted("parser_10000_100") {
-        let air = parser_10000_100();
+        let air = scripts::parser_10000_100();
         let out = ok_run(&pa, &air, &[], &[], &none);
         assert_eq!(out.next_peers, vec!["peer".to_string()], "the first run stops at the call");
         cases.push(Case {
@@ -251,7 +187,7 @@ fn main() {
     }
     if wanted("seq_tree_10k_calls") {
         let n = 10_000;
-        let air = sub(&seq_tree(n));
+        let air = sub(&scripts::seq_tree(n));
         let a_first = ok_run(&pa, &air, &[], &[], &none);
         let file = cache.as_ref().map(|d| std::path::Path::new(d).join(format!("seq_tree_{n}_b.bin")));
         let b_data = match file.as_ref().filter(|f| f.exists()) {
@@ -308,18 +244,18 @@ fn main() {
     }
     if wanted("fold_500_call_requests") || wanted("call_results_500") {
         let list: Vec<Value> = (0..500).map(|i| json!(i.to_string())).collect();
-        let run1 = ok_run(&pa, FOLD_CALLS, &[], &[], &none);
+        let run1 = ok_run(&pa, scripts::FOLD_CALLS, &[], &[], &none);
         let init = answer_all(&run1, |_| Value::Array(list.clone()));
-        let run2 = ok_run(&pa, FOLD_CALLS, &run1.data, &[], &init);
+        let run2 = ok_run(&pa, scripts::FOLD_CALLS, &run1.data, &[], &init);
         assert_eq!(run2.requests.len(), 500, "expected 500 call requests");
         let results = answer_all(&run2, |args| Value::Array(args.to_vec()));
-        let run3 = ok_run(&pa, FOLD_CALLS, &run2.data, &[], &results);
+        let run3 = ok_run(&pa, scripts::FOLD_CALLS, &run2.data, &[], &results);
         assert!(run3.requests.is_empty(), "fold did not finish");
         if wanted("fold_500_call_requests") {
             cases.push(Case {
                 name: "fold_500_call_requests",
                 p: pa.clone(),
-                air: FOLD_CALLS.into(),
+                air: scripts::FOLD_CALLS.into(),
                 prev: run1.data,
                 cur: vec![],
                 results: init,
@@ -329,7 +265,7 @@ fn main() {
             cases.push(Case {
                 name: "call_results_500",
                 p: pa.clone(),
-                air: FOLD_CALLS.into(),
+                air: scripts::FOLD_CALLS.into(),
                 prev: run2.data,
                 cur: vec![],
                 results,
@@ -337,7 +273,7 @@ fn main() {
         }
     }
     if wanted("stream_merge_1000") {
-        let air = sub(STREAM);
+        let air = sub(scripts::STREAM);
         let items: Vec<Value> = (0..1000).map(|i| json!(format!("item-{i}"))).collect();
         let a1 = ok_run(&pa, &air, &[], &[], &none);
         let b1 = ok_run(&pb, &air, &[], &a1.data, &none);
