@@ -27,7 +27,7 @@ use weft_abi::transport::{Event, EventKind, Sink};
 use weft_abi::{Error, ErrorCode, Result};
 
 use crate::config::Config;
-use crate::particles::{self, Outboxes, QueueLimits, Refused};
+use crate::particles::{self, Full, Outboxes, QueueLimits, Refused};
 use crate::swarm::{self, Behaviour, BehaviourEvent, KAD_PROTOCOL};
 
 /// Swarm events handled per lock acquisition before the loop emits what it has, and the message
@@ -351,33 +351,28 @@ impl Node {
         let config = &self.shared.config;
         let limits =
             QueueLimits { len: config.queue_len, bytes: config.queue_bytes, total_bytes: config.queue_bytes_total };
-        let refused = |why: Refused| match why {
-            Refused::NodeFull { bytes } => Error::new(
+        let refused = |full: Full| match full {
+            Full::Node { bytes } => Error::new(
                 ErrorCode::LIMIT,
                 format!(
                     "libp2p transport.send: the node's queues are full ({bytes} bytes wait for all peers; queue_bytes_total {}); retry later or raise it",
                     limits.total_bytes
                 ),
             ),
-            // (`NoOwner` is not a refusal: the message takes the swarm's path; listed for the match)
-            Refused::Full { messages, bytes } => Error::new(
+            Full::Peer { messages, bytes } => Error::new(
                 ErrorCode::LIMIT,
                 format!(
                     "libp2p transport.send: the queue to {peer} is full ({messages} messages, {bytes} bytes; queue_len {}, queue_bytes {}); retry later or raise them",
                     limits.len, limits.bytes
                 ),
             ),
-            Refused::NoOwner(_) => Error::new(
-                ErrorCode::OTHER,
-                format!("libp2p transport.send: no connection writes the queue to {peer}; retry"),
-            ),
         };
         // A connection owns the peer's queue: push, and its handler is woken; no swarm involved.
         let message = match self.shared.outboxes.get(&peer) {
             Some(outbox) => match outbox.push(message, limits, false) {
                 Ok(()) => return Ok(()),
+                Err(Refused::Full(full)) => return Err(refused(full)),
                 Err(Refused::NoOwner(message)) => message,
-                Err(why) => return Err(refused(why)),
             },
             None => message,
         };
@@ -393,8 +388,9 @@ impl Node {
                 ));
             }
             let outbox = self.shared.outboxes.get_or_create(peer);
-            if let Err(why) = outbox.push(message, limits, true) {
-                return Err(refused(why));
+            // (`owned_or_not`: an unowned queue takes it too, so only a bound refuses it)
+            if let Err(Refused::Full(full)) = outbox.push(message, limits, true) {
+                return Err(refused(full));
             }
             if !connected {
                 dial_for_queue(state, swarm, &self.shared.outboxes, peer, addrs);

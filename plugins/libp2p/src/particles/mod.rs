@@ -42,7 +42,7 @@ use libp2p::swarm::{
 use libp2p::{PeerId, StreamProtocol};
 
 pub use handler::{Command, Handler, HandlerEvent};
-pub use outbox::{Outboxes, QueueLimits, Refused};
+pub use outbox::{Full, Outboxes, QueueLimits, Refused};
 
 /// The protocol name particles travel on.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/particle/1.0.0");

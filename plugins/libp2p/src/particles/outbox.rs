@@ -20,14 +20,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Why a message was not queued.
 #[derive(Debug)]
 pub enum Refused {
-    /// The queue holds `queue_len` messages already, or the message would take it past
-    /// `queue_bytes` (an empty queue takes any message): how many it holds, and their bytes.
-    Full { messages: usize, bytes: usize },
-    /// The message would take the bytes waiting in all of the node's queues past
-    /// `queue_bytes_total` (when nothing waits anywhere, any message is taken): how many bytes wait.
-    NodeFull { bytes: usize },
+    /// A bound was reached (the caller's `LIMIT` error).
+    Full(Full),
     /// No connection owns the queue (the message comes back): take the slow path through the swarm.
     NoOwner(Vec<u8>),
+}
+
+/// Which bound a refused message would have gone past.
+#[derive(Debug)]
+pub enum Full {
+    /// The queue holds `queue_len` messages already, or the message would take it past
+    /// `queue_bytes` (an empty queue takes any message): how many it holds, and their bytes.
+    Peer { messages: usize, bytes: usize },
+    /// The message would take the bytes waiting in all of the node's queues past
+    /// `queue_bytes_total` (when nothing waits anywhere, any message is taken): how many bytes wait.
+    Node { bytes: usize },
 }
 
 #[derive(Debug, Default)]
@@ -87,8 +94,8 @@ impl Outbox {
     /// Queues `message` if a connection owns the queue (or `owned_or_not`) and there is room.
     ///
     /// # Errors
-    /// [`Refused::Full`] at `limits.len` messages, or when the message would take a queue that is
-    /// not empty past `limits.bytes`; [`Refused::NodeFull`] when it would take the node's queues,
+    /// [`Full::Peer`] at `limits.len` messages, or when the message would take a queue that is
+    /// not empty past `limits.bytes`; [`Full::Node`] when it would take the node's queues,
     /// not all empty, past `limits.total_bytes`; [`Refused::NoOwner`] when no connection owns the
     /// queue and `owned_or_not` is false.
     pub fn push(&self, message: Vec<u8>, limits: QueueLimits, owned_or_not: bool) -> Result<(), Refused> {
@@ -99,7 +106,7 @@ impl Outbox {
             }
             let (messages, bytes) = (inner.queue.len(), inner.bytes);
             if messages >= limits.len || messages > 0 && bytes.saturating_add(message.len()) > limits.bytes {
-                return Err(Refused::Full { messages, bytes });
+                return Err(Refused::Full(Full::Peer { messages, bytes }));
             }
             // the node's total, reserved in one step: pushes to other peers' queues run at the
             // same time, each under its own queue's lock only
@@ -108,7 +115,7 @@ impl Outbox {
                 (total == 0 || total.saturating_add(n) <= limits.total_bytes).then(|| total + n)
             });
             if let Err(total) = reserved {
-                return Err(Refused::NodeFull { bytes: total });
+                return Err(Refused::Full(Full::Node { bytes: total }));
             }
             inner.bytes += n;
             inner.queue.push_back(message);
@@ -278,12 +285,18 @@ mod tests {
         let limits = QueueLimits { len: 3, bytes: 100, total_bytes: usize::MAX };
         // an empty queue takes any message; beyond that, bytes count
         outbox.push(vec![0; 150], limits, false).expect("an empty queue takes any message");
-        assert!(matches!(outbox.push(vec![0; 1], limits, false), Err(Refused::Full { messages: 1, bytes: 150 })));
+        assert!(matches!(
+            outbox.push(vec![0; 1], limits, false),
+            Err(Refused::Full(Full::Peer { messages: 1, bytes: 150 }))
+        ));
         let mut cx = waker_cx();
         assert_eq!(outbox.take(me, &mut cx, |_| true), 1);
         outbox.push(vec![0; 60], limits, false).unwrap();
         outbox.push(vec![0; 40], limits, false).unwrap();
-        assert!(matches!(outbox.push(vec![0; 1], limits, false), Err(Refused::Full { messages: 2, bytes: 100 })));
+        assert!(matches!(
+            outbox.push(vec![0; 1], limits, false),
+            Err(Refused::Full(Full::Peer { messages: 2, bytes: 100 }))
+        ));
         // taking one frees its bytes
         assert_eq!(outbox.take(me, &mut cx, |_| false), 1);
         outbox.push(vec![0; 50], limits, false).unwrap();
@@ -291,7 +304,10 @@ mod tests {
         outbox.drop_first(me);
         outbox.push(vec![0; 1], limits, false).unwrap();
         outbox.push(vec![0; 1], limits, false).unwrap();
-        assert!(matches!(outbox.push(vec![0; 1], limits, false), Err(Refused::Full { messages: 3, bytes: 52 })));
+        assert!(matches!(
+            outbox.push(vec![0; 1], limits, false),
+            Err(Refused::Full(Full::Peer { messages: 3, bytes: 52 }))
+        ));
         assert_eq!(outbox.len(), 3);
         outbox.clear();
         outbox.push(vec![0; 100], limits, false).unwrap();
@@ -311,15 +327,15 @@ mod tests {
         let limits = QueueLimits { len: 10, bytes: 1_000, total_bytes: 100 };
         // when nothing waits anywhere, any message is taken (like an empty queue)
         qa.push(vec![0; 150], limits, false).expect("nothing waits: taken");
-        assert!(matches!(qb.push(vec![0; 1], limits, false), Err(Refused::NodeFull { bytes: 150 })));
+        assert!(matches!(qb.push(vec![0; 1], limits, false), Err(Refused::Full(Full::Node { bytes: 150 }))));
         let mut cx = waker_cx();
         assert_eq!(qa.take(me, &mut cx, |_| true), 1);
         assert_eq!(outboxes.total_bytes(), 0);
         // two peers' queues share the 100 bytes
         qa.push(vec![0; 60], limits, false).unwrap();
         qb.push(vec![0; 40], limits, false).unwrap();
-        assert!(matches!(qb.push(vec![0; 1], limits, false), Err(Refused::NodeFull { bytes: 100 })));
-        assert!(matches!(qa.push(vec![0; 1], limits, false), Err(Refused::NodeFull { bytes: 100 })));
+        assert!(matches!(qb.push(vec![0; 1], limits, false), Err(Refused::Full(Full::Node { bytes: 100 }))));
+        assert!(matches!(qa.push(vec![0; 1], limits, false), Err(Refused::Full(Full::Node { bytes: 100 }))));
         // a refused message takes nothing
         assert_eq!((qa.len(), qb.len(), outboxes.total_bytes()), (1, 1, 100));
         // whichever way bytes leave a queue, they leave the total
