@@ -616,7 +616,9 @@ impl<'a> Parser<'a> {
         self.calls.reserve(1);
         // SAFETY (here and at every use of `slot` below): `slot` is the first spare slot of
         // `calls` (reserved above). Nothing pushes to `calls` or moves it before `set_len`, so
-        // the pointer stays valid, and until then the slot is not part of the vector: a return
+        // the pointer stays valid (numbering a pending name, `take_pending`, writes into an
+        // earlier call through a reference to `calls[..len]`, which does not cover the spare
+        // slot), and until then the slot is not part of the vector: a return
         // before it leaves a partly written slot that nothing reads, holding only fast-path
         // values, which own no heap memory (nothing leaks). Each field is written before it is
         // read.
