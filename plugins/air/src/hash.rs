@@ -109,6 +109,9 @@ impl BuildHasher for FastState {
 /// A map with [`FastState`].
 pub type FastMap<K, V> = HashMap<K, V, FastState>;
 
+/// A set with [`FastState`].
+pub type FastSet<K> = std::collections::HashSet<K, FastState>;
+
 /// Numbers names: equal texts get equal ids, dense from 0 in order of first appearance.
 ///
 /// An open-addressing table (linear probing, at most 5/8 full) of 8-byte slots (32 bits of the

@@ -10,6 +10,7 @@ use serde_json::Value as JValue;
 
 use crate::data::{Attestation, Data, DataError, Produced, State, TetrapletDigests};
 use crate::exec::{Ctx, Engine, ExecError};
+use crate::hash::{FastMap, FastSet};
 use crate::parser::{ParseBuffers, ParseLimits};
 use crate::scratch;
 use crate::script_cache::ScriptCache;
@@ -172,19 +173,45 @@ fn verify_current(prev: &Data<'_>, current: &Data<'_>, particle_id: &str) -> Res
             a.verify(particle_id)?;
         }
     }
-    fn covered<'s>(attestations: &'s [Attestation<'_>]) -> HashMap<&'s str, HashSet<[u8; 32]>> {
-        let mut sets: HashMap<&str, HashSet<[u8; 32]>> = HashMap::new();
+    fn covered<'s>(attestations: &'s [Attestation<'_>]) -> FastMap<&'s str, FastSet<[u8; 32]>> {
+        let mut sets: FastMap<&str, FastSet<[u8; 32]>> = FastMap::default();
         for a in attestations {
             sets.entry(&*a.peer).or_default().extend(a.digests.iter().copied());
         }
         sets
     }
-    let from_current = covered(&current.attestations);
+    // A peer's attestation lists the digests of its results in trace order (that is how
+    // `attestations` signs), and its data usually arrives as it sent it: each result is first
+    // compared with the next digest of its peer's first attestation in `current`. Only a result
+    // that is not that digest is looked up in the sets of all attestations (built then).
+    let mut next: Vec<(&[[u8; 32]], usize)> = Vec::with_capacity(current.attestations.len());
+    let mut first_of: FastMap<&str, usize> = FastMap::default();
+    for a in &current.attestations {
+        first_of.entry(&*a.peer).or_insert_with(|| {
+            next.push((&a.digests, 0));
+            next.len() - 1
+        });
+    }
+    let mut from_current = None;
     let mut from_prev = None;
     let mut memo = TetrapletDigests::default();
+    // the entry in `next` of the last result's tetraplet (results of one service share it)
+    let mut last: (*const crate::value::Tetraplet, Option<usize>) = (std::ptr::null(), None);
     for r in current.trace.iter().filter_map(State::result) {
         let digest = r.digest_with(&mut memo);
         let peer = r.peer();
+        let t = Arc::as_ptr(r.tetraplet());
+        if last.0 != t {
+            last = (t, first_of.get(peer).copied());
+        }
+        if let Some(e) = last.1 {
+            let (digests, k) = &mut next[e];
+            if digests.get(*k) == Some(&digest) {
+                *k += 1;
+                continue;
+            }
+        }
+        let from_current = from_current.get_or_insert_with(|| covered(&current.attestations));
         if from_current.get(peer).is_some_and(|s| s.contains(&digest)) {
             continue;
         }

@@ -31,6 +31,32 @@ impl Tetraplet {
         Tetraplet { peer_pk: peer.into(), service_id: service.into(), function_name: function.into(), lens: "".into() }
     }
 
+    /// The tetraplet of element `i` of the value: `.$.[i]` appended to the lens (what a fold
+    /// over an array gives each item), written without the formatting machinery and, for a
+    /// value without a lens, without a buffer on the heap.
+    pub(crate) fn with_element_lens(&self, i: usize) -> Self {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = i;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut small = [0u8; 25];
+        let mut len = 0;
+        for part in [&b".$.["[..], &digits[at..], b"]"] {
+            small[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        // ASCII only
+        let element = std::str::from_utf8(&small[..len]).unwrap_or_default();
+        self.with_lens(element)
+    }
+
     /// This tetraplet with `lens` appended.
     pub fn with_lens(&self, lens: &str) -> Self {
         let lens = match self.lens.is_empty() {
@@ -220,5 +246,16 @@ mod tests {
         let e = apply_steps(&json!({"a":1}), &[Step::Field("missing".into())]).unwrap_err();
         assert_eq!(e.to_string(), "value '{\"a\":1}' does not contain element with field name = 'missing'");
         assert!(matches!(step_from_value(&json!(-1)), Err(LambdaError::IndexAccessNotU32 { .. })));
+    }
+
+    #[test]
+    fn element_lens_is_the_formatted_one() {
+        let plain = Tetraplet::new("p", "s", "f");
+        let deep = plain.with_lens(".$.a");
+        for i in [0, 1, 9, 10, 99, 100, 12_345, u32::MAX as usize, usize::MAX] {
+            for base in [&plain, &deep] {
+                assert_eq!(base.with_element_lens(i), base.with_lens(&format!(".$.[{i}]")), "{i}");
+            }
+        }
     }
 }

@@ -233,17 +233,11 @@ impl Engine<'_> {
                 _ => {
                     let Some(r) = self.resolve(iterable)? else { return Ok(None) };
                     let base = r.tetraplet_or(&self.literal);
-                    let lens = |i: usize| {
-                        use std::fmt::Write;
-                        let mut lens = String::with_capacity(12);
-                        let _ = write!(lens, ".$.[{i}]");
-                        lens
-                    };
                     // an array still in its (compact) text: its elements stay text too
                     if let Some(values) = self.texts.lazy_elements(&r.value) {
                         let items = values.into_iter().enumerate().map(|(i, value)| Item {
                             value,
-                            tetraplet: Arc::new(base.with_lens(&lens(i))),
+                            tetraplet: Arc::new(base.with_element_lens(i)),
                             trace_pos: None,
                         });
                         return Ok(Some(items.collect()));
@@ -258,7 +252,7 @@ impl Engine<'_> {
                             .enumerate()
                             .map(|(i, v)| Item {
                                 value: Val::from(v.clone()),
-                                tetraplet: Arc::new(base.with_lens(&lens(i))),
+                                tetraplet: Arc::new(base.with_element_lens(i)),
                                 trace_pos: None,
                             })
                             .collect(),

@@ -95,6 +95,43 @@ fn result_signed_by_another_peer_is_refused() {
 }
 
 #[test]
+fn results_in_another_order_than_their_attestation_are_accepted() {
+    // a peer's attestation usually lists its digests in trace order; the check does not rely
+    // on it: B's two digests reversed, or split over two attestations of B in reverse order,
+    // each signed by B, still cover B's results
+    let (net, data) = b_data();
+    let b = net.peers["B"].clone();
+    let key = ed25519_dalek::SigningKey::from_bytes(&b.secret);
+    let a = net.peers["A"].clone();
+    let reversed = tamper_data(&data, |d| {
+        let i = d.attestations.iter().position(|x| *x.peer == *b.id).expect("B's attestation");
+        let mut digests = d.attestations[i].digests.to_vec();
+        assert_eq!(digests.len(), 2);
+        digests.reverse();
+        d.attestations[i] = Attestation::sign(&key, "test-particle", &b.id, digests);
+    });
+    let split = tamper_data(&data, |d| {
+        let i = d.attestations.iter().position(|x| *x.peer == *b.id).expect("B's attestation");
+        let digests = d.attestations[i].digests.to_vec();
+        d.attestations[i] = Attestation::sign(&key, "test-particle", &b.id, vec![digests[1]]);
+        d.attestations.push(Attestation::sign(&key, "test-particle", &b.id, vec![digests[0]]));
+    });
+    for (what, data) in [("reversed", reversed), ("split", split)] {
+        let out = run(&net.air, &net.store["A"], &data, &params(&net.init, &a), &CallResults::new());
+        assert_eq!(out.ret_code, 0, "{what}: {}", out.error_message);
+    }
+    // and a forged second result is refused after an in-order first one
+    let forged = tamper(&data, |s| match s {
+        State::Canon(CanonState::Executed(c)) => {
+            c.values[0].value = "\"forged\"".into();
+            true
+        }
+        _ => false,
+    });
+    assert_refused(&net, &forged);
+}
+
+#[test]
 fn tampered_attestation_is_refused() {
     let (net, data) = b_data();
     // an extra digest in B's attestation breaks its signature, even if it covers nothing
