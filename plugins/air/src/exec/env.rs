@@ -1,6 +1,8 @@
 //! Variables during one run: scalars with fold scoping and `new`, fold iterators, streams and
 //! stream maps (with generations), canon streams and canon maps.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::val::Val;
@@ -13,10 +15,55 @@ use crate::value::Tetraplet;
 pub struct Item {
     /// The JSON value.
     pub value: Val,
-    /// Where it came from.
-    pub tetraplet: Arc<Tetraplet>,
+    /// Where it came from; for an element of an iterated array, the array's (see `element`).
+    tetraplet: Arc<Tetraplet>,
+    /// For an element of an iterated array, its index ([`NONE`] otherwise): its tetraplet is the
+    /// array's with `.$.[index]` appended, made on first use (a fold over a long array whose
+    /// items are never given to a service never builds them).
+    element: u32,
+    /// Result-trace position of the state that produced it (stream values), or [`NONE`].
+    trace_pos: u32,
+    /// The element's tetraplet, once made.
+    made: OnceCell<Arc<Tetraplet>>,
+}
+
+impl Item {
+    /// A value from `tetraplet`.
+    pub fn new(value: Val, tetraplet: Arc<Tetraplet>) -> Self {
+        Item { value, tetraplet, element: NONE, trace_pos: NONE, made: OnceCell::new() }
+    }
+
+    /// Element `index` of an iterated array whose tetraplet is `array`.
+    pub fn element(value: Val, array: &Arc<Tetraplet>, index: usize) -> Self {
+        match u32::try_from(index) {
+            Ok(element) if element != NONE => {
+                Item { value, tetraplet: array.clone(), element, trace_pos: NONE, made: OnceCell::new() }
+            }
+            _ => Item::new(value, Arc::new(array.with_element_lens(index))),
+        }
+    }
+
+    /// This item, produced by the state at `pos` of the result trace (below `u32::MAX`).
+    pub fn at(mut self, pos: u32) -> Self {
+        debug_assert!(pos != NONE);
+        self.trace_pos = pos;
+        self
+    }
+
     /// Result-trace position of the state that produced it (stream values).
-    pub trace_pos: Option<u32>,
+    #[inline]
+    pub fn trace_pos(&self) -> Option<u32> {
+        (self.trace_pos != NONE).then_some(self.trace_pos)
+    }
+
+    /// Where the value came from.
+    #[inline]
+    pub fn tetraplet(&self) -> &Arc<Tetraplet> {
+        if self.element == NONE {
+            return &self.tetraplet;
+        }
+        self.made.get_or_init(|| Arc::new(self.tetraplet.with_element_lens(self.element as usize)))
+    }
 }
 
 /// What a scalar lookup found.
@@ -50,7 +97,7 @@ pub struct ScalarTarget(u32);
 #[derive(Debug)]
 pub struct Cursor {
     /// The items of this iterable (one generation for stream folds).
-    pub items: Arc<Vec<Item>>,
+    pub items: Rc<Vec<Item>>,
     /// Current index.
     pub idx: usize,
     /// Fold body.
@@ -107,7 +154,7 @@ impl Stream {
             .iter()
             .filter_map(|v| {
                 let g = keys.binary_search(&(v.source, v.generation)).unwrap_or(0) as u32;
-                v.item.trace_pos.map(|p| (p as usize, g))
+                v.item.trace_pos().map(|p| (p as usize, g))
             })
             .collect()
     }
@@ -155,7 +202,7 @@ pub struct Env {
     /// Streams and stream maps; `None` = declared by `new` but not written yet.
     streams: Vec<Vec<Option<Stream>>>,
     /// Canon streams and canon maps; `None` = cleared by `new`.
-    canons: Vec<Vec<Option<Arc<CanonValue>>>>,
+    canons: Vec<Vec<Option<Rc<CanonValue>>>>,
 }
 
 /// The scalar tables of an [`Env`], kept from run to run (see `scratch`).
@@ -400,17 +447,17 @@ impl Env {
     }
 
     /// The slots of a canon (one per open `new`; the last is current).
-    pub fn canon_slots(&mut self, name: Name<'_>) -> &mut Vec<Option<Arc<CanonValue>>> {
+    pub fn canon_slots(&mut self, name: Name<'_>) -> &mut Vec<Option<Rc<CanonValue>>> {
         slot(&mut self.canons, name.id)
     }
 
     /// The current canon value.
-    pub fn canon(&self, name: Name<'_>) -> Option<Arc<CanonValue>> {
+    pub fn canon(&self, name: Name<'_>) -> Option<Rc<CanonValue>> {
         self.canons.get(name.id as usize)?.last()?.clone()
     }
 
     /// Binds a canon value (replacing the current slot).
-    pub fn set_canon(&mut self, name: Name<'_>, value: Arc<CanonValue>) {
+    pub fn set_canon(&mut self, name: Name<'_>, value: Rc<CanonValue>) {
         let slots = self.canon_slots(name);
         match slots.last_mut() {
             Some(slot) => *slot = Some(value),
@@ -442,11 +489,7 @@ mod tests {
     use super::*;
 
     fn item(v: i64) -> Item {
-        Item {
-            value: Val::from(serde_json::Value::from(v)),
-            tetraplet: Arc::new(Tetraplet::default()),
-            trace_pos: None,
-        }
+        Item::new(Val::from(serde_json::Value::from(v)), Arc::new(Tetraplet::default()))
     }
 
     fn n(id: u32) -> Name<'static> {

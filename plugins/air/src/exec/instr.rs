@@ -1,6 +1,7 @@
 //! Leaf instructions: call, canon, ap, fail, match.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::{Value as JValue, json};
@@ -384,7 +385,7 @@ impl<'a> Engine<'a> {
             // was written with: a store-forwarding stall, 6% of a replay's time)
             let target = self.env.scalar_target(name);
             let value = self.texts.trusted_index(text);
-            self.env.store_scalar_with(target, name, || Item { value: Val::Lazy(value), tetraplet, trace_pos: None });
+            self.env.store_scalar_with(target, name, || Item::new(Val::Lazy(value), tetraplet));
         }
         true
     }
@@ -508,14 +509,14 @@ impl<'a> Engine<'a> {
                     .into());
                 }
                 let value = self.stored_value(&result.value, source)?;
-                let item = Item { value, tetraplet: result.tetraplet.clone(), trace_pos: None };
+                let item = Item::new(value, result.tetraplet.clone());
                 let pos = self.trace.len();
                 match (&c.output, output) {
                     (CallOutput::Scalar(name), OutputKind::Scalar) => {
                         self.env.set_scalar(*name, item);
                     }
                     (CallOutput::Stream(name), OutputKind::Stream { generation }) => {
-                        let item = Item { trace_pos: Some(pos as u32), ..item };
+                        let item = item.at(pos as u32);
                         self.push_stream(*name, item, source, Some(generation))?;
                     }
                     (CallOutput::None, OutputKind::Unused) => {}
@@ -563,7 +564,7 @@ impl<'a> Engine<'a> {
                 // store-forwarding stall on each of a request's arguments)
                 Arg::Scalar(name, _) => match self.scalar_ref(name) {
                     Ok(Some(item)) => {
-                        let (json, tetraplet) = (self.texts.json(&item.value), item.tetraplet.clone());
+                        let (json, tetraplet) = (self.texts.json(&item.value), item.tetraplet().clone());
                         arguments.push(json);
                         crate::scratch::push_with(&mut tetraplets, || Tetraplets::One(tetraplet));
                         continue;
@@ -654,14 +655,14 @@ impl<'a> Engine<'a> {
                 // the text as the service gave it: it parses to `value` on every replay
                 let result = ServiceResult { value: Cow::Borrowed(text), tetraplet: tetraplet.clone(), argument_hash };
                 let pos = self.trace.len();
-                let item = Item { value, tetraplet, trace_pos: None };
+                let item = Item::new(value, tetraplet);
                 let output = match &c.output {
                     CallOutput::Scalar(name) => {
                         self.env.set_scalar(*name, item);
                         OutputKind::Scalar
                     }
                     CallOutput::Stream(name) => {
-                        let item = Item { trace_pos: Some(pos as u32), ..item };
+                        let item = item.at(pos as u32);
                         let generation = self.push_stream(*name, item, Source::New, None)?;
                         OutputKind::Stream { generation }
                     }
@@ -700,7 +701,7 @@ impl<'a> Engine<'a> {
                 let mut elements = Vec::with_capacity(result.values.len());
                 for el in &result.values {
                     let value = self.stored_value(&el.value, source)?;
-                    elements.push(Item { value, tetraplet: el.tetraplet.clone(), trace_pos: None });
+                    elements.push(Item::new(value, el.tetraplet.clone()));
                 }
                 (result, elements)
             }
@@ -723,7 +724,7 @@ impl<'a> Engine<'a> {
                         .into_iter()
                         .map(|i| {
                             let item = &stream.values[i].item;
-                            Item { value: item.value.clone(), tetraplet: item.tetraplet.clone(), trace_pos: None }
+                            Item::new(item.value.clone(), item.tetraplet().clone())
                         })
                         .collect(),
                     None => Vec::new(),
@@ -736,7 +737,7 @@ impl<'a> Engine<'a> {
                             Some(t) => Cow::Borrowed(t),
                             None => Cow::Owned(self.texts.json_ref(&e.value).to_string()),
                         };
-                        CanonElement { value, tetraplet: e.tetraplet.clone() }
+                        CanonElement { value, tetraplet: e.tetraplet().clone() }
                     })
                     .collect();
                 self.produced = true;
@@ -747,7 +748,7 @@ impl<'a> Engine<'a> {
         self.trace.push(State::Canon(CanonState::Executed(result)));
         match &c.dest {
             CanonDest::Stream(name) | CanonDest::Map(name) => {
-                self.env.set_canon(*name, Arc::new(CanonValue { elements, tetraplet: canon_tetraplet }));
+                self.env.set_canon(*name, Rc::new(CanonValue { elements, tetraplet: canon_tetraplet }));
             }
             CanonDest::Scalar(name) => {
                 let mut map = serde_json::Map::new();
@@ -755,7 +756,7 @@ impl<'a> Engine<'a> {
                     let (k, v) = kv(self.texts.json_ref(&e.value));
                     map.entry(k).or_insert(v);
                 }
-                let item = Item { value: Val::from(JValue::Object(map)), tetraplet: canon_tetraplet, trace_pos: None };
+                let item = Item::new(Val::from(JValue::Object(map)), canon_tetraplet);
                 self.env.set_scalar(*name, item);
             }
         }
@@ -776,8 +777,8 @@ impl<'a> Engine<'a> {
             self.check_output_name(*dest)?;
             // the copy is made right where it is stored (see `Env::scalar_target`)
             let target = self.env.scalar_target(*dest);
-            let (value, tetraplet) = (source.value.clone(), source.tetraplet.clone());
-            self.env.store_scalar_with(target, *dest, || Item { value, tetraplet, trace_pos: None });
+            let (value, tetraplet) = (source.value.clone(), source.tetraplet().clone());
+            self.env.store_scalar_with(target, *dest, || Item::new(value, tetraplet));
             return Ok(());
         }
         let r = match self.resolve(&a.arg) {
@@ -799,17 +800,17 @@ impl<'a> Engine<'a> {
         match &a.dest {
             ApDest::Scalar(name) => {
                 self.check_output_name(*name)?;
-                self.env.set_scalar(*name, Item { value: r.value, tetraplet, trace_pos: None });
+                self.env.set_scalar(*name, Item::new(r.value, tetraplet));
                 Ok(())
             }
-            ApDest::Stream(name) => self.ap_to_stream(node, *name, Item { value: r.value, tetraplet, trace_pos: None }),
+            ApDest::Stream(name) => self.ap_to_stream(node, *name, Item::new(r.value, tetraplet)),
         }
     }
 
     fn ap_to_stream(&mut self, node: NodeId, name: Name<'a>, item: Item) -> Result<(), ExecError> {
         let merged = self.trace.meet_ap().map_err(|e| self.trace_err(node, e))?;
         let pos = self.trace.len();
-        let item = Item { trace_pos: Some(pos as u32), ..item };
+        let item = item.at(pos as u32);
         let generation = match merged {
             Some((g, source)) => self.push_stream(name, item, source, Some(g))?,
             None => self.push_stream(name, item, Source::New, None)?,
@@ -846,7 +847,7 @@ impl<'a> Engine<'a> {
         let tetraplet = value.tetraplet_or(&self.literal);
         let kv =
             json!({"key": self.texts.json_ref(&key.value).clone(), "value": self.texts.json_ref(&value.value).clone()});
-        self.ap_to_stream(node, a.map, Item { value: Val::from(kv), tetraplet, trace_pos: None })
+        self.ap_to_stream(node, a.map, Item::new(Val::from(kv), tetraplet))
     }
 
     pub(crate) fn exec_match(

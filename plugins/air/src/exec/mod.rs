@@ -13,6 +13,7 @@ mod resolve;
 mod val;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::{Value as JValue, json};
@@ -490,7 +491,7 @@ impl<'a> Engine<'a> {
                 }
                 let base_scope = self.env.scope;
                 self.env.cursors_mut(f.iterator).push(Cursor {
-                    items: Arc::new(items),
+                    items: Rc::new(items),
                     idx: 0,
                     body: f.body,
                     last: f.last,
@@ -542,11 +543,11 @@ impl<'a> Engine<'a> {
             if let Some(group) = sf.pending.pop_front() {
                 let items: Vec<Item> = group.iter().map(|i| stream.values[*i].item.clone()).collect();
                 sf.visited.extend(group.iter().copied());
-                let first_pos = items[0].trace_pos.map(|p| p as usize);
+                let first_pos = items[0].trace_pos().map(|p| p as usize);
                 self.trace.iteration_start(&mut sf.ctx, first_pos);
                 let (iterator, body, last, base_scope) = (sf.iterator, sf.body, sf.last, sf.base_scope);
                 self.env.cursors_mut(iterator).push(Cursor {
-                    items: Arc::new(items),
+                    items: Rc::new(items),
                     idx: 0,
                     body,
                     last,
@@ -591,7 +592,7 @@ impl<'a> Engine<'a> {
         if cursor.idx + 1 < cursor.items.len() {
             cursor.idx += 1;
             let (pos, body, base) =
-                (cursor.items[cursor.idx].trace_pos.map(|p| p as usize), cursor.body, cursor.base_scope);
+                (cursor.items[cursor.idx].trace_pos().map(|p| p as usize), cursor.body, cursor.base_scope);
             if let Some(fi) = fold {
                 let sf = &mut self.stream_folds[fi];
                 self.trace.iteration_next(&mut sf.ctx);

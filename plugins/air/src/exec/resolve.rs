@@ -23,7 +23,7 @@ pub(crate) struct Resolved {
 impl Resolved {
     /// A scalar's or iterator's item, as resolving its name gives it.
     pub fn of(item: &Item) -> Self {
-        Resolved { value: item.value.clone(), tetraplets: Tetraplets::One(item.tetraplet.clone()) }
+        Resolved { value: item.value.clone(), tetraplets: Tetraplets::One(item.tetraplet().clone()) }
     }
 
     fn one(value: JValue, tetraplet: Tetraplet) -> Self {
@@ -105,7 +105,7 @@ impl Engine<'_> {
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
                         let v = apply_steps(self.texts.json_ref(&item.value), &steps)?.clone();
-                        Resolved::one(v, item.tetraplet.with_lens(&l.to_string()))
+                        Resolved::one(v, item.tetraplet().with_lens(&l.to_string()))
                     }
                 }
             }
@@ -125,7 +125,7 @@ impl Engine<'_> {
                         value: Val::from(JValue::Array(
                             canon.elements.iter().map(|e| self.texts.json_ref(&e.value).clone()).collect(),
                         )),
-                        tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet.clone()).collect()),
+                        tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet().clone()).collect()),
                     },
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
@@ -144,7 +144,7 @@ impl Engine<'_> {
                             .into());
                         };
                         let v = apply_steps(self.texts.json_ref(&el.value), rest)?.clone();
-                        Resolved::shared(v, &el.tetraplet)
+                        Resolved::shared(v, el.tetraplet())
                     }
                 }
             }
@@ -173,7 +173,9 @@ impl Engine<'_> {
                         }
                         Resolved {
                             value: Val::from(JValue::Object(map)),
-                            tetraplets: Tetraplets::Many(canon.elements.iter().map(|e| e.tetraplet.clone()).collect()),
+                            tetraplets: Tetraplets::Many(
+                                canon.elements.iter().map(|e| e.tetraplet().clone()).collect(),
+                            ),
                         }
                     }
                     Some(l) => {
@@ -198,7 +200,7 @@ impl Engine<'_> {
                                     );
                                 };
                                 let v = apply_steps(&kv(el).1, rest)?.clone();
-                                Resolved::shared(v, &el.tetraplet)
+                                Resolved::shared(v, el.tetraplet())
                             }
                             Some((Step::Field(f), _)) => {
                                 let values: JValue = JValue::Array(matching.iter().map(|e| kv(e).1).collect());
@@ -235,11 +237,7 @@ impl Engine<'_> {
                     let base = r.tetraplet_or(&self.literal);
                     // an array still in its (compact) text: its elements stay text too
                     if let Some(values) = self.texts.lazy_elements(&r.value) {
-                        let items = values.into_iter().enumerate().map(|(i, value)| Item {
-                            value,
-                            tetraplet: Arc::new(base.with_element_lens(i)),
-                            trace_pos: None,
-                        });
+                        let items = values.into_iter().enumerate().map(|(i, value)| Item::element(value, &base, i));
                         return Ok(Some(items.collect()));
                     }
                     let JValue::Array(values) = self.texts.json_ref(&r.value) else {
@@ -247,15 +245,7 @@ impl Engine<'_> {
                         return Err(CatchableError::FoldIteratesOverNonArray(value, iterable.to_string()));
                     };
                     Ok(Some(
-                        values
-                            .iter()
-                            .enumerate()
-                            .map(|(i, v)| Item {
-                                value: Val::from(v.clone()),
-                                tetraplet: Arc::new(base.with_element_lens(i)),
-                                trace_pos: None,
-                            })
-                            .collect(),
+                        values.iter().enumerate().map(|(i, v)| Item::element(Val::from(v.clone()), &base, i)).collect(),
                     ))
                 }
             }
