@@ -15,30 +15,26 @@ use crate::value::Tetraplet;
 pub struct Item {
     /// The JSON value.
     pub value: Val,
-    /// Where it came from; for an element of an iterated array, the array's (see `element`).
+    /// Where it came from (for an item of a [`Cursor`] over an array: a placeholder, see
+    /// [`Elements`]; such items are read through [`ItemRef`] only).
     tetraplet: Arc<Tetraplet>,
-    /// For an element of an iterated array, its index ([`NONE`] otherwise): its tetraplet is the
-    /// array's with `.$.[index]` appended, made on first use (a fold over a long array whose
-    /// items are never given to a service never builds them).
-    element: u32,
     /// Result-trace position of the state that produced it (stream values), or [`NONE`].
     trace_pos: u32,
-    /// The element's tetraplet, once made.
-    made: OnceCell<Arc<Tetraplet>>,
+    /// For an item of a fold over an array: its index there ([`NONE`] otherwise).
+    element: u32,
 }
 
 impl Item {
     /// A value from `tetraplet`.
     pub fn new(value: Val, tetraplet: Arc<Tetraplet>) -> Self {
-        Item { value, tetraplet, element: NONE, trace_pos: NONE, made: OnceCell::new() }
+        Item { value, tetraplet, trace_pos: NONE, element: NONE }
     }
 
-    /// Element `index` of an iterated array whose tetraplet is `array`.
+    /// Element `index` of an array whose tetraplet is `array`, for a fold over it (the fold's
+    /// [`Elements`] make its tetraplet).
     pub fn element(value: Val, array: &Arc<Tetraplet>, index: usize) -> Self {
         match u32::try_from(index) {
-            Ok(element) if element != NONE => {
-                Item { value, tetraplet: array.clone(), element, trace_pos: NONE, made: OnceCell::new() }
-            }
+            Ok(element) if element != NONE => Item { value, tetraplet: array.clone(), trace_pos: NONE, element },
             _ => Item::new(value, Arc::new(array.with_element_lens(index))),
         }
     }
@@ -59,10 +55,57 @@ impl Item {
     /// Where the value came from.
     #[inline]
     pub fn tetraplet(&self) -> &Arc<Tetraplet> {
-        if self.element == NONE {
-            return &self.tetraplet;
+        &self.tetraplet
+    }
+}
+
+/// The tetraplets of the items of a fold over an array: the array's with `.$.[i]` appended,
+/// made when item `i`'s tetraplet is first read (a fold over a long array whose items are never
+/// given to a service never builds them; the 24 uses of an item in one call request share
+/// one). Kept by the fold's [`Cursor`], not by the items, so that an [`Item`] (every binding and
+/// stream value) stays small.
+#[derive(Debug)]
+pub struct Elements {
+    array: Arc<Tetraplet>,
+    made: Box<[OnceCell<Arc<Tetraplet>>]>,
+}
+
+impl Elements {
+    /// The tetraplets of `len` elements of an array whose tetraplet is `array`.
+    pub fn new(array: Arc<Tetraplet>, len: usize) -> Self {
+        Elements { array, made: std::iter::repeat_with(OnceCell::new).take(len).collect() }
+    }
+}
+
+/// A scalar's or fold iterator's item as a lookup finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef<'a> {
+    item: &'a Item,
+    /// For an item of a fold over an array: the fold's element tetraplets.
+    elements: Option<&'a Elements>,
+}
+
+impl<'a> ItemRef<'a> {
+    /// An item with its own tetraplet.
+    pub fn plain(item: &'a Item) -> Self {
+        ItemRef { item, elements: None }
+    }
+
+    /// The value.
+    #[inline]
+    pub fn value(&self) -> &'a Val {
+        &self.item.value
+    }
+
+    /// Where the value came from.
+    #[inline]
+    pub fn tetraplet(&self) -> &'a Arc<Tetraplet> {
+        let i = self.item.element as usize;
+        match self.elements.and_then(|e| Some((e, e.made.get(i)?))) {
+            Some((e, made)) => made.get_or_init(|| Arc::new(e.array.with_element_lens(i))),
+            // an item with its own tetraplet (the cells of a cursor are one per item)
+            None => &self.item.tetraplet,
         }
-        self.made.get_or_init(|| Arc::new(self.tetraplet.with_element_lens(self.element as usize)))
     }
 }
 
@@ -108,6 +151,8 @@ pub struct Cursor {
     pub base_scope: usize,
     /// Index into the engine's open stream folds, for stream folds.
     pub stream_fold: Option<usize>,
+    /// For a fold over an array: the items' tetraplets (the items hold placeholders).
+    pub elements: Option<Elements>,
 }
 
 /// One value of a stream.
@@ -478,9 +523,10 @@ impl Env {
 
     /// The current item of an active iterator.
     #[inline]
-    pub fn iterator(&self, name: Name<'_>) -> Option<&Item> {
+    pub fn iterator(&self, name: Name<'_>) -> Option<ItemRef<'_>> {
         let c = self.iterators.get(name.id as usize)?.last()?;
-        c.items.get(c.idx)
+        let item = c.items.get(c.idx)?;
+        Some(ItemRef { item, elements: c.elements.as_ref() })
     }
 }
 

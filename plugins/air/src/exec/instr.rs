@@ -184,10 +184,10 @@ impl<'a> Engine<'a> {
             // a scalar (the usual peer variable): no need to copy its tetraplet
             Value::Scalar { name, lambda: None } => {
                 let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
-                if let Some(s) = self.texts.plain_str(&item.value) {
+                if let Some(s) = self.texts.plain_str(item.value()) {
                     return Ok(Some(Part::Literal(s)));
                 }
-                self.texts.json(&item.value)
+                self.texts.json(item.value())
             }
             _ => {
                 let Some(r) = self.resolve(v)? else { return Ok(None) };
@@ -284,7 +284,7 @@ impl<'a> Engine<'a> {
                 Arg::Scalar(_, Some(text)) => crate::scratch::put_bytes(&mut buf, text.as_bytes()),
                 Arg::Scalar(name, None) => {
                     if let Ok(Some(item)) = self.scalar_ref(*name) {
-                        self.texts.write(&item.value, &mut buf);
+                        self.texts.write(item.value(), &mut buf);
                     }
                 }
                 Arg::Literal(v) => self.write_literal(v, &mut buf),
@@ -365,7 +365,7 @@ impl<'a> Engine<'a> {
             Value::Literal(p) => same_str(&t.peer_pk, p),
             Value::InitPeerId => same_str(&t.peer_pk, self.ctx.init_peer_id),
             Value::Scalar { name, lambda: None } => match self.scalar_ref(*name) {
-                Ok(Some(item)) => match &item.value {
+                Ok(Some(item)) => match item.value() {
                     Val::Json(v) => v.as_str().is_some_and(|p| same_str(&t.peer_pk, p)),
                     lazy => self.texts.plain_str(lazy).is_some_and(|p| same_str(&t.peer_pk, p)),
                 },
@@ -430,7 +430,7 @@ impl<'a> Engine<'a> {
             if let Value::Scalar { name, lambda: None } = a
                 && let Ok(Some(item)) = self.scalar_ref(*name)
             {
-                args.push(Arg::Scalar(*name, self.texts.compact_text(&item.value)));
+                args.push(Arg::Scalar(*name, self.texts.compact_text(item.value())));
                 continue;
             }
             match self.resolve(a) {
@@ -564,7 +564,7 @@ impl<'a> Engine<'a> {
                 // store-forwarding stall on each of a request's arguments)
                 Arg::Scalar(name, _) => match self.scalar_ref(name) {
                     Ok(Some(item)) => {
-                        let (json, tetraplet) = (self.texts.json(&item.value), item.tetraplet().clone());
+                        let (json, tetraplet) = (self.texts.json(item.value()), item.tetraplet().clone());
                         arguments.push(json);
                         crate::scratch::push_with(&mut tetraplets, || Tetraplets::One(tetraplet));
                         continue;
@@ -777,7 +777,7 @@ impl<'a> Engine<'a> {
             self.check_output_name(*dest)?;
             // the copy is made right where it is stored (see `Env::scalar_target`)
             let target = self.env.scalar_target(*dest);
-            let (value, tetraplet) = (source.value.clone(), source.tetraplet().clone());
+            let (value, tetraplet) = (source.value().clone(), source.tetraplet().clone());
             self.env.store_scalar_with(target, *dest, || Item::new(value, tetraplet));
             return Ok(());
         }

@@ -25,7 +25,7 @@ use crate::parser::{Ast, Fold, Instr, Iterable, Name, NodeId};
 use crate::trace::{FoldCtx, ParCtx, TraceError, TraceHandler};
 use crate::value::Tetraplet;
 pub(crate) use env::EnvBuffers;
-use env::{Cursor, Env, Item};
+use env::{Cursor, Elements, Env, Item};
 pub(crate) use instr::constant_argument_hashes;
 pub(crate) use val::TextBuffer;
 use val::Texts;
@@ -486,10 +486,12 @@ impl<'a> Engine<'a> {
                     }
                     Err(e) => return ret!(self, Err(e)),
                 };
+                let (items, array) = items;
                 if items.is_empty() {
                     return ret!(self, Ok(()));
                 }
                 let base_scope = self.env.scope;
+                let elements = array.map(|a| Elements::new(a, items.len()));
                 self.env.cursors_mut(f.iterator).push(Cursor {
                     items: Rc::new(items),
                     idx: 0,
@@ -497,6 +499,7 @@ impl<'a> Engine<'a> {
                     last: f.last,
                     base_scope,
                     stream_fold: None,
+                    elements,
                 });
                 let prev_scope = self.env.enter_iteration(base_scope);
                 stack.push(Frame::FoldScalar { iterator: f.iterator, prev_scope });
@@ -553,6 +556,7 @@ impl<'a> Engine<'a> {
                     last,
                     base_scope,
                     stream_fold: Some(fi),
+                    elements: None,
                 });
                 self.complete = true;
                 let prev_scope = self.env.enter_iteration(base_scope);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value as JValue;
 
 use super::Engine;
-use super::env::{Item, Lookup};
+use super::env::{Item, ItemRef, Lookup};
 use super::errors::{CatchableError, ExecError};
 use super::val::Val;
 use crate::parser::{Accessor, Lambda, Name, NodeId, Value};
@@ -22,8 +22,8 @@ pub(crate) struct Resolved {
 
 impl Resolved {
     /// A scalar's or iterator's item, as resolving its name gives it.
-    pub fn of(item: &Item) -> Self {
-        Resolved { value: item.value.clone(), tetraplets: Tetraplets::One(item.tetraplet().clone()) }
+    pub fn of(item: ItemRef<'_>) -> Self {
+        Resolved { value: item.value().clone(), tetraplets: Tetraplets::One(item.tetraplet().clone()) }
     }
 
     fn one(value: JValue, tetraplet: Tetraplet) -> Self {
@@ -43,15 +43,19 @@ impl Resolved {
 /// `Ok(None)` is a join: a variable is not known yet.
 pub(crate) type Resolution<T> = Result<Option<T>, CatchableError>;
 
+/// The items of a fold and, for a fold over an array, the array's tetraplet (see
+/// [`Engine::fold_items`]).
+pub(crate) type FoldItems = (Vec<Item>, Option<Arc<Tetraplet>>);
+
 impl Engine<'_> {
     /// A scalar or iterator item, borrowed.
     #[inline]
-    pub(crate) fn scalar_ref(&self, name: Name<'_>) -> Resolution<&Item> {
+    pub(crate) fn scalar_ref(&self, name: Name<'_>) -> Resolution<ItemRef<'_>> {
         if let Some(item) = self.env.iterator(name) {
             return Ok(Some(item));
         }
         match self.env.scalar(name) {
-            Lookup::Found(item) => Ok(Some(item)),
+            Lookup::Found(item) => Ok(Some(ItemRef::plain(item))),
             Lookup::Cleared => Err(CatchableError::VariableWasNotInitializedAfterNew(name.to_string())),
             Lookup::NotFound => Ok(None),
         }
@@ -65,7 +69,7 @@ impl Engine<'_> {
                 Accessor::Index(i) => Step::Index(*i),
                 Accessor::Scalar(name) => {
                     let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
-                    step_from_value(self.texts.json_ref(&item.value))?
+                    step_from_value(self.texts.json_ref(item.value()))?
                 }
             });
         }
@@ -104,14 +108,14 @@ impl Engine<'_> {
                     None => Resolved::of(item),
                     Some(l) => {
                         let Some(steps) = self.steps(l)? else { return Ok(None) };
-                        let v = apply_steps(self.texts.json_ref(&item.value), &steps)?.clone();
+                        let v = apply_steps(self.texts.json_ref(item.value()), &steps)?.clone();
                         Resolved::one(v, item.tetraplet().with_lens(&l.to_string()))
                     }
                 }
             }
             Value::ScalarLength(name) => {
                 let Some(item) = self.scalar_ref(*name)? else { return Ok(None) };
-                match self.texts.json_ref(&item.value) {
+                match self.texts.json_ref(item.value()) {
                     JValue::Array(a) => {
                         Resolved::one(JValue::from(a.len()), Tetraplet { lens: ".length".into(), ..Default::default() })
                     }
@@ -224,29 +228,32 @@ impl Engine<'_> {
         }))
     }
 
-    /// Items of a fold over a value; `Ok(None)` is a join.
-    pub(crate) fn fold_items(&mut self, node: NodeId, iterable: &Value) -> Result<Option<Vec<Item>>, ExecError> {
-        let items = (|| -> Resolution<Vec<Item>> {
+    /// Items of a fold over a value; `Ok(None)` is a join. For a fold over an array, the array's
+    /// tetraplet comes with them: the items hold it as a placeholder and the fold's cursor makes
+    /// their own ([`Elements`]).
+    pub(crate) fn fold_items(&mut self, node: NodeId, iterable: &Value) -> Result<Option<FoldItems>, ExecError> {
+        let items = (|| -> Resolution<FoldItems> {
             match iterable {
                 Value::Canon { name, lambda: None } | Value::CanonMap { name, lambda: None } => {
                     let Some(canon) = self.env.canon(*name) else { return Ok(None) };
-                    Ok(Some(canon.elements.clone()))
+                    Ok(Some((canon.elements.clone(), None)))
                 }
                 _ => {
                     let Some(r) = self.resolve(iterable)? else { return Ok(None) };
                     let base = r.tetraplet_or(&self.literal);
                     // an array still in its (compact) text: its elements stay text too
                     if let Some(values) = self.texts.lazy_elements(&r.value) {
-                        let items = values.into_iter().enumerate().map(|(i, value)| Item::element(value, &base, i));
-                        return Ok(Some(items.collect()));
+                        let items =
+                            values.into_iter().enumerate().map(|(i, value)| Item::element(value, &base, i)).collect();
+                        return Ok(Some((items, Some(base))));
                     }
                     let JValue::Array(values) = self.texts.json_ref(&r.value) else {
                         let value = self.texts.json_ref(&r.value).clone();
                         return Err(CatchableError::FoldIteratesOverNonArray(value, iterable.to_string()));
                     };
-                    Ok(Some(
-                        values.iter().enumerate().map(|(i, v)| Item::element(Val::from(v.clone()), &base, i)).collect(),
-                    ))
+                    let items =
+                        values.iter().enumerate().map(|(i, v)| Item::element(Val::from(v.clone()), &base, i)).collect();
+                    Ok(Some((items, Some(base))))
                 }
             }
         })();
