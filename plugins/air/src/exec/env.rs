@@ -52,9 +52,11 @@ impl Item {
         (self.trace_pos != NONE).then_some(self.trace_pos)
     }
 
-    /// Where the value came from.
+    /// Where the value came from (not for an item of a fold over an array, whose tetraplet
+    /// [`ItemRef::tetraplet`] makes).
     #[inline]
     pub fn tetraplet(&self) -> &Arc<Tetraplet> {
+        debug_assert!(self.element == NONE, "an array element's tetraplet is read through ItemRef");
         &self.tetraplet
     }
 }
