@@ -32,29 +32,21 @@ impl Tetraplet {
     }
 
     /// The tetraplet of element `i` of the value: `.$.[i]` appended to the lens (what a fold
-    /// over an array gives each item), written without the formatting machinery and, for a
-    /// value without a lens, without a buffer on the heap.
+    /// over an array gives an item; made only when the item's tetraplet is read).
     pub(crate) fn with_element_lens(&self, i: usize) -> Self {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = i;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        let mut lens = Vec::with_capacity(self.lens.len() + 25);
+        lens.extend_from_slice(self.lens.as_bytes());
+        lens.extend_from_slice(b".$.[");
+        crate::json::write_int(&mut lens, i as i64);
+        lens.push(b']');
+        // (a lens, then ASCII)
+        let lens = String::from_utf8(lens).unwrap_or_default();
+        Tetraplet {
+            peer_pk: self.peer_pk.clone(),
+            service_id: self.service_id.clone(),
+            function_name: self.function_name.clone(),
+            lens: lens.into(),
         }
-        let mut small = [0u8; 25];
-        let mut len = 0;
-        for part in [&b".$.["[..], &digits[at..], b"]"] {
-            small[len..len + part.len()].copy_from_slice(part);
-            len += part.len();
-        }
-        // ASCII only
-        let element = std::str::from_utf8(&small[..len]).unwrap_or_default();
-        self.with_lens(element)
     }
 
     /// This tetraplet with `lens` appended.
@@ -249,13 +241,13 @@ mod tests {
     }
 
     #[test]
-    fn element_lens_is_the_formatted_one() {
+    fn element_lens_appends_the_index() {
         let plain = Tetraplet::new("p", "s", "f");
         let deep = plain.with_lens(".$.a");
-        for i in [0, 1, 9, 10, 99, 100, 12_345, u32::MAX as usize, usize::MAX] {
-            for base in [&plain, &deep] {
-                assert_eq!(base.with_element_lens(i), base.with_lens(&format!(".$.[{i}]")), "{i}");
-            }
+        for (i, text) in [(0, "0"), (9, "9"), (10, "10"), (12_345, "12345"), (u32::MAX as usize, "4294967295")] {
+            assert_eq!(*plain.with_element_lens(i).lens, format!(".$.[{text}]"));
+            assert_eq!(*deep.with_element_lens(i).lens, format!(".$.a.$.[{text}]"));
+            assert_eq!(deep.with_element_lens(i).peer_pk, deep.peer_pk);
         }
     }
 }
